@@ -1,0 +1,1 @@
+"""KueKan JWTs, LINE ID token verification and role guards."""

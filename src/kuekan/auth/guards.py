@@ -1,0 +1,54 @@
+"""Dependencies that authenticate the caller and check the role (each role only its routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+
+from kuekan.auth.tokens import Principal, TokenService, unauthorized
+from kuekan.errors import DomainError
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthorized()
+    return token.strip()
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    cached = request.scope.get("kk_principal")  # type: ignore[typeddict-item]
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    tokens: TokenService = request.app.state.tokens
+    principal = tokens.principal(_bearer(request))
+    request.scope["kk_principal"] = principal  # type: ignore[typeddict-unknown-key]
+    return principal
+
+
+def wrong_role(role: str) -> DomainError:
+    return DomainError("forbidden_role", 403, f"This route needs the {role} role",
+                       "สิทธิ์ของคุณไม่สามารถใช้งานส่วนนี้ได้")
+
+
+async def provide_member(request: Request[Any, Any, Any]) -> Principal:
+    p = _principal(request)
+    if p.role != "member":
+        raise wrong_role("member")
+    return p
+
+
+async def provide_merchant(request: Request[Any, Any, Any]) -> Principal:
+    p = _principal(request)
+    if p.role != "merchant" or p.merchant_id is None:
+        raise wrong_role("merchant")
+    return p
+
+
+async def provide_admin(request: Request[Any, Any, Any]) -> Principal:
+    p = _principal(request)
+    if p.role != "admin" or p.org is None:
+        raise wrong_role("admin")
+    return p

@@ -1,0 +1,72 @@
+"""The asyncpg pool and the mapping of ledger refusals (SQLSTATE KKnnn) to DomainErrors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from kuekan.errors import DomainError
+from kuekan.settings import Settings
+
+# Messages for refusals raised inside SQL functions; the SQL side only knows the code.
+REFUSAL_TEXT: dict[str, tuple[str, str]] = {
+    "insufficient_points": ("Not enough available points", "แต้มคงเหลือไม่เพียงพอ"),
+    "daily_limit_reached": ("Daily points limit reached", "ถึงขีดจำกัดแต้มรายวันแล้ว"),
+    "merchant_daily_cap_reached": ("The merchant's daily award cap is reached",
+                                   "ร้านค้าให้แต้มครบเพดานรายวันแล้ว"),
+    "funder_budget_exhausted": ("The funder's points budget is exhausted",
+                                "งบประมาณแต้มของผู้สนับสนุนหมดแล้ว"),
+    "mission_budget_exhausted": ("The mission's points budget is exhausted",
+                                 "งบประมาณแต้มของภารกิจหมดแล้ว"),
+    "member_on_hold": ("Your account is on hold pending review",
+                       "บัญชีของคุณถูกระงับชั่วคราวระหว่างการตรวจสอบ"),
+    "member_not_found": ("Member not found", "ไม่พบสมาชิก"),
+    "funder_not_found": ("Funder not found", "ไม่พบผู้สนับสนุนแต้ม"),
+    "transfer_not_found": ("Transfer not found", "ไม่พบรายการโอนแต้ม"),
+    "transfer_not_reversible": ("This transfer cannot be reversed", "รายการนี้ไม่สามารถกลับรายการได้"),
+    "transfer_already_reversed": ("This transfer was already reversed", "รายการนี้ถูกกลับรายการแล้ว"),
+    "pending_not_found": ("Reservation not found", "ไม่พบรายการจองแต้ม"),
+    "pending_not_open": ("The reservation is no longer open", "รายการจองแต้มนี้ปิดไปแล้ว"),
+    "coupon_already_used": ("This coupon has already been used", "คูปองนี้ถูกใช้ไปแล้ว"),
+    "coupon_void": ("This coupon is void", "คูปองนี้ถูกยกเลิกแล้ว"),
+    "coupon_expired": ("This coupon has expired", "คูปองนี้หมดอายุแล้ว"),
+    "invalid_amount": ("Points must be a positive integer", "จำนวนแต้มต้องเป็นจำนวนเต็มบวก"),
+}
+
+_STATUS_BY_STATE = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
+
+
+def refusal_from_db(code: str, status: int = 409) -> DomainError:
+    """The DomainError for a refusal code raised by a ledger SQL function."""
+    en, th = REFUSAL_TEXT.get(code, (code.replace("_", " ").capitalize(), "ไม่สามารถทำรายการได้"))
+    return DomainError(code, status, en, th)
+
+
+def map_db_error(exc: asyncpg.PostgresError) -> DomainError | None:
+    """Turn a KKnnn refusal into a DomainError; anything else stays an internal error."""
+    state = getattr(exc, "sqlstate", "") or ""
+    if state in _STATUS_BY_STATE:
+        return refusal_from_db(str(getattr(exc, "message", "")), _STATUS_BY_STATE[state])
+    return None
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python objects; the JSON codec runs in C via msgspec-compatible json.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
+    """Create the pool with the configured bounds; statements are prepared and cached."""
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=overrides.get("min_size", settings.db_pool_min),
+        max_size=overrides.get("max_size", settings.db_pool_max),
+        command_timeout=settings.db_command_timeout_s,
+        init=_init_connection,
+        server_settings={"application_name": "kuekan", "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,1 @@
+"""Geofences: pure rules (model), file import (kml) and the in-memory index (index)."""

@@ -1,0 +1,1 @@
+"""Pure helpers (clock, ids, geo math): no I/O."""

@@ -1,0 +1,1 @@
+"""The double-entry points ledger (DESIGN.md §3)."""

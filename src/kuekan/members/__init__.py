@@ -1,0 +1,1 @@
+"""Members: identity, pocket, history."""

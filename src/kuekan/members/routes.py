@@ -1,0 +1,58 @@
+"""GET /me, /me/pocket, /me/history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import Provide
+
+from kuekan.auth.guards import provide_member
+from kuekan.auth.tokens import Principal
+from kuekan.errors import DomainError
+from kuekan.members import model
+from kuekan.members import repository as repo
+from kuekan.members.schemas import Expiring, HistoryItem, HistoryPage, MeOut, PocketOut
+from kuekan.pagination import page_limit, parse_cursor
+
+
+def member_gone() -> DomainError:
+    return DomainError("member_not_found", 404, "Member not found", "ไม่พบสมาชิก")
+
+
+class MeController(Controller):
+    path = "/me"
+    dependencies = {"me": Provide(provide_member)}
+    tags = ["member"]
+
+    @get("/")
+    async def me(self, request: Request[Any, Any, Any], me: Principal) -> MeOut:
+        row = await repo.get_member(request.app.state.pool, me.subject_id)
+        if row is None:
+            raise member_gone()
+        return MeOut(id=row["id"], line_sub=row["line_sub"], display_name=row["display_name"],
+                     tier=row["tier"], status=row["status"], segment=row["segment"])
+
+    @get("/pocket")
+    async def pocket(self, request: Request[Any, Any, Any], me: Principal) -> PocketOut:
+        pool = request.app.state.pool
+        row = await repo.pocket(pool, me.subject_id)
+        if row is None:
+            raise member_gone()
+        months = request.app.state.settings.points_expiry_months
+        expiring = [
+            Expiring(month=r["month"].strftime("%Y-%m"), points=r["points"],
+                     expires_at=model.lot_expires_at(r["month"], months))
+            for r in await repo.open_lots(pool, me.subject_id)
+        ]
+        return PocketOut(balance=row["balance"], reserved=row["reserved"],
+                         available=row["available"], tier=row["tier"], expiring=expiring)
+
+    @get("/history")
+    async def history(self, request: Request[Any, Any, Any], me: Principal,
+                      limit: int | None = None, cursor: str | None = None) -> HistoryPage:
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.history(request.app.state.pool, me.subject_id, parse_cursor(cursor), n)
+        items = [HistoryItem(**r) for r in rows]
+        nxt = str(items[-1].id) if len(items) == n else None
+        return HistoryPage(items=items, next_cursor=nxt)

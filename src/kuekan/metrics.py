@@ -1,0 +1,18 @@
+"""Domain metrics (Prometheus). HTTP RED metrics come from Litestar's Prometheus middleware,
+labelled by route template, never by raw path."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+CHECKINS = Counter("kuekan_checkins_total", "Check-ins by decision", ["decision"])
+AWARDS = Counter("kuekan_awards_total", "Point awards committed", ["kind"])
+AWARDED_POINTS = Counter("kuekan_awarded_points_total", "Points awarded", ["kind"])
+REDEMPTIONS = Counter("kuekan_redemptions_total", "Coupons issued and posted", ["phase"])
+REFUSALS = Counter("kuekan_refusals_total", "Business refusals by code", ["code"])
+REPLAYS = Counter("kuekan_idempotent_replays_total", "Responses replayed for a reused key")
+FRAUD_ALERTS = Counter("kuekan_fraud_alerts_total", "Fraud alerts raised", ["rule"])
+LINE_429 = Counter("kuekan_line_429_total", "LINE API 429 answers")
+OUTBOX_LAG = Gauge("kuekan_outbox_lag_seconds", "Age of the oldest unrelayed outbox row")
+OUTBOX_PENDING = Gauge("kuekan_outbox_pending", "Unrelayed outbox rows")
+LINE_QUOTA_REMAINING = Gauge("kuekan_line_quota_remaining", "LINE messages left this month")

@@ -1,0 +1,101 @@
+"""Typed settings: ``config/base.toml``, then ``config/<env>.toml``, then ``KUEKAN_*`` variables.
+
+Every bound the service has (pool sizes, TTLs, caps, page sizes) is a field here with its default,
+so operators change numbers in config, never in code.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+CONFIG_DIR = Path(os.environ.get("KUEKAN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """All settings of API and worker processes; units are last in names."""
+
+    env: str = "dev"
+    # Storage.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/kuekan"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    db_command_timeout_s: float = 10.0
+    # Auth. jwt_keys maps key id -> HS256 secret; the active kid signs, all listed kids verify.
+    jwt_keys: dict[str, str] = msgspec.field(default_factory=lambda: {"dev1": "dev-secret-change-me-0123456789abcdef"})
+    jwt_active_kid: str = "dev1"
+    jwt_issuer: str = "kuekan"
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    member_qr_ttl_s: int = 60
+    # LINE Login: ID tokens are verified locally.
+    line_channel_id: str = "1650000000"
+    line_channel_secret: str = "line-dev-channel-secret"
+    line_issuer: str = "https://access.line.me"
+    line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
+    line_jwks_cache_s: int = 3600
+    line_api_base: str = "https://api.line.me"
+    line_channel_access_token: str = ""
+    # Request rate limits (per IP, per member). Business limits are never switched off.
+    rate_limits: bool = True
+    rate_limit_ip_per_min: int = 6000
+    rate_limit_member_per_min: int = 120
+    # Business limits.
+    member_daily_cap_points: int = 1000
+    budget_slices: int = 16
+    points_expiry_months: int = 12
+    # Idempotency.
+    idempotency_retention_days: int = 30
+    idempotency_inflight_ttl_s: int = 30
+    # Lists.
+    page_limit_default: int = 50
+    page_limit_max: int = 200
+    log_level: str = "info"
+    log_json: bool = True
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _env_overrides(fields: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in fields:
+        raw = os.environ.get(f"KUEKAN_{name.upper()}")
+        if raw is None:
+            continue
+        if name == "jwt_keys":
+            # "kid1:secret1,kid2:secret2" keeps secrets out of files.
+            out[name] = dict(pair.split(":", 1) for pair in raw.split(",") if ":" in pair)
+        elif raw.lower() in {"off", "false", "no", "0"} and name in {"rate_limits", "log_json"}:
+            out[name] = False
+        elif raw.lower() in {"on", "true", "yes", "1"} and name in {"rate_limits", "log_json"}:
+            out[name] = True
+        else:
+            out[name] = raw
+    return out
+
+
+def load_settings(env: str | None = None) -> Settings:
+    """Build settings for ``env`` (default ``KUEKAN_ENV`` or ``dev``)."""
+    env = env or os.environ.get("KUEKAN_ENV", "dev")
+    merged: dict[str, Any] = {}
+    merged.update(_read_toml(CONFIG_DIR / "base.toml"))
+    merged.update(_read_toml(CONFIG_DIR / f"{env}.toml"))
+    merged.update(_env_overrides(set(Settings.__struct_fields__)))
+    merged["env"] = env
+    return msgspec.convert(merged, Settings, strict=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
