@@ -24,7 +24,10 @@ import pytest
 import redis.asyncio as aioredis
 
 os.environ.setdefault("KUEKAN_ENV", "test")
-os.environ.setdefault("KUEKAN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kuekan_test")
+# Each test session gets its own database, so parallel sessions never drop each other's data.
+os.environ.setdefault(
+    "KUEKAN_DATABASE_URL",
+    f"postgresql://postgres@127.0.0.1:5432/kuekan_test_{os.getpid()}")
 os.environ.setdefault("KUEKAN_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 from kuekan.auth.tokens import Principal, TokenService  # noqa: E402
@@ -56,16 +59,29 @@ async def _recreate_database(dsn: str) -> None:
         await admin.close()
 
 
+async def _drop_database(dsn: str) -> None:
+    base, _, name = dsn.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", name)
+        await admin.execute(f'drop database if exists "{name}"')
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return load_settings("test")
 
 
 @pytest.fixture(scope="session")
-async def database(settings: Settings) -> str:
+async def database(settings: Settings) -> AsyncIterator[str]:
     await _recreate_database(settings.database_url)
     await migrate(settings.database_url)
-    return settings.database_url
+    yield settings.database_url
+    if os.environ.get("KUEKAN_KEEP_TEST_DB") != "1":
+        await _drop_database(settings.database_url)
 
 
 @pytest.fixture(scope="session")

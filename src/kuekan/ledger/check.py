@@ -115,6 +115,8 @@ async def _snapshot(db: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyn
         async with db.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                           readonly=True):
             yield conn
+    elif db.is_in_transaction():
+        yield db  # already inside the caller's transaction: check what it sees
     else:
         async with db.transaction(isolation="repeatable_read", readonly=True):
             yield db
