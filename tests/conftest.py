@@ -23,12 +23,24 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from kuekan.db.migrate import database_name, with_database
+
 os.environ.setdefault("KUEKAN_ENV", "test")
-# Each test session gets its own database, so parallel sessions never drop each other's data.
-os.environ.setdefault(
-    "KUEKAN_DATABASE_URL",
-    f"postgresql://postgres@127.0.0.1:5432/kuekan_test_{os.getpid()}")
-os.environ.setdefault("KUEKAN_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _test_urls() -> tuple[str, str]:
+    """A database of this session's own on the configured server, and a Redis db that is not
+    the dev one (db 0 becomes db 9), so tests never touch dev data or each other."""
+    server = os.environ.get("KUEKAN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kuekan")
+    redis_url = os.environ.get("KUEKAN_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if redis_url.endswith("/0"):
+        redis_url = redis_url[:-2] + "/9"
+    elif redis_url.endswith("db=0"):
+        redis_url = redis_url[:-4] + "db=9"
+    return with_database(server, f"kuekan_test_{os.getpid()}"), redis_url
+
+
+os.environ["KUEKAN_DATABASE_URL"], os.environ["KUEKAN_REDIS_URL"] = _test_urls()
 
 from kuekan.auth.tokens import Principal, TokenService  # noqa: E402
 from kuekan.db import create_pool  # noqa: E402
@@ -48,8 +60,8 @@ def _free_port() -> int:
 
 
 async def _recreate_database(dsn: str) -> None:
-    base, _, name = dsn.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
+    name = database_name(dsn)
+    admin = await asyncpg.connect(with_database(dsn, "postgres"))
     try:
         await admin.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", name)
@@ -60,8 +72,8 @@ async def _recreate_database(dsn: str) -> None:
 
 
 async def _drop_database(dsn: str) -> None:
-    base, _, name = dsn.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
+    name = database_name(dsn)
+    admin = await asyncpg.connect(with_database(dsn, "postgres"))
     try:
         await admin.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", name)

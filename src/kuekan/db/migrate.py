@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -16,14 +17,23 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "sql" / "migrations"
 _LOCK_ID = 0x6B75656B616E  # "kuekan"
 
 
+def with_database(dsn: str, name: str) -> str:
+    """The same server URL with another database name (query string, e.g. a socket, kept)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
 async def ensure_database(dsn: str) -> None:
     """Create the target database when the server is reachable but the database is not there."""
     try:
         conn = await asyncpg.connect(dsn)
     except asyncpg.InvalidCatalogNameError:
-        base, _, name = dsn.rpartition("/")
-        name = name.split("?", 1)[0]
-        admin = await asyncpg.connect(f"{base}/postgres")
+        name = database_name(dsn)
+        admin = await asyncpg.connect(with_database(dsn, "postgres"))
         try:
             await admin.execute(f'create database "{name}"')
         finally:

@@ -1,0 +1,202 @@
+"""Shared helpers of the benchmark and the load runner: a dedicated database, the API and worker
+processes (started by us, stopped by PID), a raw keep-alive HTTP/1.1 client, and percentiles.
+
+Only loopback; never touches a database, Redis db or process it did not create/start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+PG_BASE = os.environ.get("KUEKAN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_BASE = os.environ.get("KUEKAN_BENCH_REDIS", "redis://127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise the soft open-files limit as far as the hard limit allows; return the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def recreate_database(name: str) -> str:
+    """Drop and create ``name`` (only databases this tool owns: the name must start kuekan_)."""
+    assert name.startswith("kuekan_bench") or name.startswith("kuekan_load"), name
+    admin = await asyncpg.connect(f"{PG_BASE}/postgres")
+    try:
+        await admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", name)
+        await admin.execute(f'drop database if exists "{name}"')
+        await admin.execute(f'create database "{name}"')
+    finally:
+        await admin.close()
+    dsn = f"{PG_BASE}/{name}"
+    from kuekan.db.migrate import migrate
+
+    await migrate(dsn)
+    return dsn
+
+
+async def flush_redis_db(url: str) -> None:
+    import redis.asyncio as aioredis
+
+    r = aioredis.from_url(url)
+    try:
+        await r.flushdb()
+    finally:
+        await r.aclose()
+
+
+def stack_env(dsn: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "KUEKAN_DATABASE_URL": dsn, "KUEKAN_REDIS_URL": redis_url,
+           "KUEKAN_RATE_LIMITS": "off", "KUEKAN_LOG_LEVEL": "warning",
+           "KUEKAN_LOG_JSON": "true", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Procs:
+    """Processes we started; each is stopped by its own PID (and its own process group)."""
+
+    items: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str],
+              log: Path | None = None) -> subprocess.Popen[bytes]:
+        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+                                if log else subprocess.DEVNULL, start_new_session=True)
+        self.items.append((name, proc))
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+        if proc.poll() is None:
+            # The process leads its own session (start_new_session), so its group id is its
+            # PID: this reaches uvicorn's worker children too, and nothing else.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        # Children left behind by a killed parent are in the same group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for _, proc in reversed(self.items):
+            self.stop(proc)
+        self.items.clear()
+
+
+def start_api(procs: Procs, env: dict[str, str], *, port: int, workers: int,
+              backlog: int = 8192, log: Path | None = None,
+              ready_timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
+    proc = procs.start("api", [PY, "-m", "kuekan", "serve", "--host", "127.0.0.1",
+                               "--port", str(port), "--workers", str(workers),
+                               "--backlog", str(backlog)], env, log)
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(proc, base, ready_timeout)
+    return proc, base
+
+
+def wait_ready(proc: subprocess.Popen[bytes], base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"API exited early with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"API at {base} not ready within {timeout} s")
+
+
+def pct(sorted_vals: list[float], p: float) -> float:
+    if not sorted_vals:
+        return float("nan")
+    k = min(len(sorted_vals) - 1, max(0, round(p / 100 * (len(sorted_vals) - 1))))
+    return sorted_vals[k]
+
+
+# A raw HTTP/1.1 keep-alive client: a few microseconds of Python per request, so one client
+# process can drive the API without being the bottleneck (httpx costs ~10x more per request).
+class RawConn:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str],
+                      body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            await self.connect()
+        assert self.reader is not None and self.writer is not None
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        head.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        hdrs: dict[str, str] = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                hdrs[k.strip().lower()] = v.strip()
+        if hdrs.get("transfer-encoding", "").lower() == "chunked":
+            data = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                data += chunk[:-2]
+            payload = bytes(data)
+        else:
+            payload = await self.reader.readexactly(int(hdrs.get("content-length", "0")))
+        if hdrs.get("connection", "").lower() == "close":
+            await self.close()
+        return status, hdrs, payload

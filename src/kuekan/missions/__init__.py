@@ -1,0 +1,1 @@
+"""Missions: check-ins at geofences, events, purchases, actions, collections and chains."""

@@ -1,0 +1,36 @@
+"""Hooks other domains call inside their own transactions.
+
+``record_purchase`` is called by the merchant scan (rewards domain) inside the scan's transaction:
+it progresses the ``purchase`` missions the scan qualifies for and awards them in the same
+transaction, so a scan and the missions it completes commit or roll back together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from kuekan.settings import get_settings
+
+
+async def record_purchase(conn: asyncpg.Connection, *, member_id: int, merchant_id: int,
+                          category: str, amount_thb: Decimal, day: dt.date) -> list[dict[str, Any]]:
+    """Progress the member's ``purchase`` missions for one scan; return what it completed.
+
+    One SQL call (``kk_purchase_progress``, migration 0004). Each mission is completed at most
+    once per recurrence period (a unique row), awarded from the mission's funder with ref
+    ``{"idem": "mission:<id>:<member>:<period>", "leg": "mission"}`` so ``transfers_idem_leg``
+    stays unique. A mission whose budget or the member's daily cap is exhausted is skipped
+    (inside a savepoint in SQL), never failing the scan. Each item:
+    ``{mission_id, code, points, transfer_id, period}``.
+    """
+    settings = get_settings()
+    rows = await conn.fetchval(
+        "select kk_purchase_progress($1, $2, $3, $4, $5, $6, $7)",
+        member_id, merchant_id, category, amount_thb, day,
+        settings.member_daily_cap_points, settings.budget_slices,
+    )
+    return list(rows or [])
