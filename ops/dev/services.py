@@ -116,4 +116,5 @@ def stop() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit({"ensure": ensure, "stop": stop}[sys.argv[1] if len(sys.argv) > 1 else "ensure"]())
+    command = sys.argv[1] if len(sys.argv) > 1 else "ensure"
+    raise SystemExit({"ensure": ensure, "stop": stop}[command]())

@@ -67,7 +67,8 @@ async def _tokens(args: argparse.Namespace) -> list[str]:
                 ids.update(await members.ensure_members(conn, subs[start:start + 5000]))
             return [tokens.issue(Principal("member", ids[s], s), ttl_s=ttl) for s in subs]
         if args.role == "merchant":
-            sid = await members.ensure_staff(conn, args.line_sub, "merchant", args.merchant_id, None)
+            sid = await members.ensure_staff(conn, args.line_sub, "merchant", args.merchant_id,
+                                             None)
             return [tokens.issue(Principal("merchant", sid, args.line_sub,
                                            merchant_id=args.merchant_id), ttl_s=ttl)]
         sid = await members.ensure_staff(conn, args.line_sub, "admin", None, args.org)

@@ -12,6 +12,7 @@ import msgspec
 import structlog
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -98,7 +99,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Bind a request id to every log line of the request and echo it as X-Request-Id."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         rid = next((v.decode() for k, v in scope.get("headers", []) if k == b"x-request-id"),

@@ -82,3 +82,29 @@ def refusal(spec: tuple[str, str, str], status: int = 409, **extra: Any) -> Doma
     """Build a DomainError from one of the named refusal specs above."""
     code, en, th = spec
     return DomainError(code, status, en, th, extra=extra or None)
+
+
+# Messages for refusals raised inside SQL functions; the SQL side only knows the code.
+REFUSAL_TEXT: dict[str, tuple[str, str]] = {
+    "insufficient_points": ("Not enough available points", "แต้มคงเหลือไม่เพียงพอ"),
+    "daily_limit_reached": ("Daily points limit reached", "ถึงขีดจำกัดแต้มรายวันแล้ว"),
+    "merchant_daily_cap_reached": ("The merchant's daily award cap is reached",
+                                   "ร้านค้าให้แต้มครบเพดานรายวันแล้ว"),
+    "funder_budget_exhausted": ("The funder's points budget is exhausted",
+                                "งบประมาณแต้มของผู้สนับสนุนหมดแล้ว"),
+    "mission_budget_exhausted": ("The mission's points budget is exhausted",
+                                 "งบประมาณแต้มของภารกิจหมดแล้ว"),
+    "member_on_hold": ("Your account is on hold pending review",
+                       "บัญชีของคุณถูกระงับชั่วคราวระหว่างการตรวจสอบ"),
+    "member_not_found": ("Member not found", "ไม่พบสมาชิก"),
+    "funder_not_found": ("Funder not found", "ไม่พบผู้สนับสนุนแต้ม"),
+    "transfer_not_found": ("Transfer not found", "ไม่พบรายการโอนแต้ม"),
+    "transfer_not_reversible": ("This transfer cannot be reversed", "รายการนี้ไม่สามารถกลับรายการได้"),
+    "transfer_already_reversed": ("This transfer was already reversed", "รายการนี้ถูกกลับรายการแล้ว"),
+    "pending_not_found": ("Reservation not found", "ไม่พบรายการจองแต้ม"),
+    "pending_not_open": ("The reservation is no longer open", "รายการจองแต้มนี้ปิดไปแล้ว"),
+    "coupon_already_used": ("This coupon has already been used", "คูปองนี้ถูกใช้ไปแล้ว"),
+    "coupon_void": ("This coupon is void", "คูปองนี้ถูกยกเลิกแล้ว"),
+    "coupon_expired": ("This coupon has expired", "คูปองนี้หมดอายุแล้ว"),
+    "invalid_amount": ("Points must be a positive integer", "จำนวนแต้มต้องเป็นจำนวนเต็มบวก"),
+}

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuekan import cache
-from kuekan.errors import DomainError
+from kuekan.errors import REFUSAL_TEXT, DomainError
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -151,6 +151,4 @@ class Gate:
 
 
 def _limit_text(code: str) -> tuple[str, str]:
-    from kuekan.db.pool import REFUSAL_TEXT  # local: avoid an import cycle at module load
-
     return REFUSAL_TEXT.get(code, (code, "ถึงขีดจำกัดแล้ว"))

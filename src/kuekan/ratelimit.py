@@ -9,10 +9,12 @@ business limits (daily caps, budgets) are never turned off. Fails open when Redi
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import jwt
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
@@ -24,7 +26,7 @@ WINDOW_S = 60
 EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/schema")
 
 
-def _member_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+def _member_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             try:
@@ -49,7 +51,8 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
         state: Any = scope["app"].state
         settings = state.settings
         path = scope.get("path", "")
-        if scope["type"] != "http" or not settings.rate_limits or path.startswith(EXEMPT_PREFIXES):
+        exempt = path.startswith(EXEMPT_PREFIXES)
+        if scope["type"] != ScopeType.HTTP or not settings.rate_limits or exempt:
             await app(scope, receive, send)
             return
         window = int(time.time()) // WINDOW_S
@@ -74,10 +77,13 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
                    (b"ratelimit-reset", str(reset).encode())]
         if remaining < 0:
             body = _problem(limit, reset)
-            await send({"type": "http.response.start", "status": 429, "headers": [
-                (b"content-type", b"application/problem+json"), (b"retry-after", str(reset).encode()),
-                (b"content-length", str(len(body)).encode()), *headers]})
-            await send({"type": "http.response.body", "body": body})
+            start: Any = {"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"retry-after", str(reset).encode()),
+                (b"content-length", str(len(body)).encode()), *headers]}
+            await send(start)
+            end: Any = {"type": "http.response.body", "body": body}
+            await send(end)
             return
 
         async def send_with_headers(message: Message) -> None:

@@ -58,7 +58,8 @@ async def seed_core(conn: asyncpg.Connection, settings: Settings) -> dict[str, A
             mid = await conn.fetchval(
                 "with a as (insert into accounts (kind, owner_id) values ('merchant_redemption',"
                 " nextval(pg_get_serial_sequence('merchants', 'id'))) returning id, owner_id)"
-                " insert into merchants (id, name, district_code, lat, lon, category, thb_per_point,"
+                " insert into merchants (id, name, district_code, lat, lon, category,"
+                " thb_per_point,"
                 " min_spend_thb, funder_id, daily_award_cap_points, redemption_account_id)"
                 " overriding system value select a.owner_id, $1, $2, $3, $4, $5, $6, $7, $8, 20000,"
                 " a.id from a returning id",

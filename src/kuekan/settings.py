@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-CONFIG_DIR = Path(os.environ.get("KUEKAN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
+CONFIG_DIR = Path(
+    os.environ.get("KUEKAN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -28,7 +29,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     db_pool_max: int = 20
     db_command_timeout_s: float = 10.0
     # Auth. jwt_keys maps key id -> HS256 secret; the active kid signs, all listed kids verify.
-    jwt_keys: dict[str, str] = msgspec.field(default_factory=lambda: {"dev1": "dev-secret-change-me-0123456789abcdef"})
+    jwt_keys: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"dev1": "dev-secret-change-me-0123456789abcdef"})
     jwt_active_kid: str = "dev1"
     jwt_issuer: str = "kuekan"
     access_ttl_s: int = 900
@@ -36,7 +38,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     member_qr_ttl_s: int = 60
     # LINE Login: ID tokens are verified locally.
     line_channel_id: str = "1650000000"
-    line_channel_secret: str = "line-dev-channel-secret"
+    line_channel_secret: str = "line-dev-channel-secret"  # noqa: S105 - dev default only
     line_issuer: str = "https://access.line.me"
     line_jwks_url: str = "https://api.line.me/oauth2/v2.1/certs"
     line_jwks_cache_s: int = 3600

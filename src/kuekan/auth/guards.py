@@ -19,12 +19,12 @@ def _bearer(request: Request[Any, Any, Any]) -> str:
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
-    cached = request.scope.get("kk_principal")  # type: ignore[typeddict-item]
+    cached: Principal | None = getattr(request.state, "kk_principal", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     tokens: TokenService = request.app.state.tokens
     principal = tokens.principal(_bearer(request))
-    request.scope["kk_principal"] = principal  # type: ignore[typeddict-unknown-key]
+    request.state.kk_principal = principal
     return principal
 
 

@@ -84,7 +84,8 @@ class LineVerifier:
         try:
             claims: dict[str, Any] = jwt.decode(
                 id_token, key, algorithms=[alg], audience=self._s.line_channel_id,
-                issuer=self._s.line_issuer, options={"require": ["exp", "iat", "sub", "aud", "iss"]})
+                issuer=self._s.line_issuer,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]})
         except jwt.PyJWTError as exc:
             raise invalid_id_token(str(exc)) from None
         if nonce is not None and claims.get("nonce") != nonce:

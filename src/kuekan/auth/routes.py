@@ -27,7 +27,7 @@ class TokensOut(msgspec.Struct):
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     member: MeOut | None = None
 
 

@@ -81,7 +81,7 @@ class TokenService:
             kid = header.get("kid")
             if header.get("alg") not in ALLOWED_ALGORITHMS or kid not in self._keys:
                 raise unauthorized("Token signed with an unknown key or algorithm")
-            opts: dict[str, Any] = {"require": ["exp", "iat", "sub", "typ"]}
+            opts: Any = {"require": ["exp", "iat", "sub", "typ"]}
             if now is not None:
                 opts["verify_exp"] = False
             claims: dict[str, Any] = jwt.decode(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -110,7 +111,7 @@ async def check_ledger(conn: asyncpg.Connection | asyncpg.Pool) -> list[CheckRes
 
 
 @asynccontextmanager
-async def _snapshot(db: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def _snapshot(db: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[Any]:
     if isinstance(db, asyncpg.Pool):
         async with db.acquire() as conn, conn.transaction(isolation="repeatable_read",
                                                           readonly=True):

@@ -138,14 +138,17 @@ select f.id, f.code, f.name, f.org, f.budget_points,
        (coalesce(-(select sum(posted) from account_slices s where s.account_id = f.account_id), 0)
          - coalesce((select sum(t.amount) from transfers t
                       where t.funder_id = f.id and t.kind = 'expire'), 0)
-         - coalesce((select sum(tl.amount) from transfer_lots tl join transfers t on t.id = tl.transfer_id
-                      where tl.funder_id = f.id and t.kind = 'adjust'), 0))::bigint as liability_points,
+         - coalesce((select sum(tl.amount) from transfer_lots tl
+                       join transfers t on t.id = tl.transfer_id
+                      where tl.funder_id = f.id and t.kind = 'adjust'), 0)
+       )::bigint as liability_points,
        kk_budget_remaining('funder:' || f.id) as budget_remaining_points
   from funders f
 """
 
 
-async def get_funder(db: asyncpg.Pool | asyncpg.Connection, funder_id: int) -> asyncpg.Record | None:
+async def get_funder(db: asyncpg.Pool | asyncpg.Connection,
+                     funder_id: int) -> asyncpg.Record | None:
     return await db.fetchrow(FUNDER_VIEW + " where f.id = $1", funder_id)
 
 

@@ -36,7 +36,8 @@ class Outcome(msgspec.Struct):
     replayed: bool = False
 
 
-TxOp = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
+# ``op`` gets a pooled connection inside the transaction (asyncpg's PoolConnectionProxy).
+TxOp = Callable[[Any], Awaitable[tuple[int, Any]]]
 
 
 class Ledger:

@@ -1,0 +1,1 @@
+"""Analytics: outbox consumer, rollups, real-time dashboard, cohorts, heat map, ROI, exports."""

@@ -1,0 +1,1 @@
+"""Merchants: partner shops, their reports, and settlement by funder."""

@@ -1,0 +1,1 @@
+"""Rewards: catalogue, two-phase redemption with coupons, member QR scans, tiers, expiry."""
