@@ -42,6 +42,10 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+def _read_migrations(directory: Path) -> list[tuple[str, str]]:
+    return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.sql"))]
+
+
 async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations; return the versions applied now."""
     await ensure_database(dsn)
@@ -54,17 +58,16 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
             " checksum text not null, applied_at timestamptz not null default now())"
         )
         done = {r["version"] for r in await conn.fetch("select version from schema_migrations")}
-        for path in sorted(directory.glob("*.sql")):
-            if path.stem in done:
+        for version, sql in _read_migrations(directory):
+            if version in done:
                 continue
-            sql = path.read_text(encoding="utf-8")
             async with conn.transaction():
                 await conn.execute(sql)
                 await conn.execute(
                     "insert into schema_migrations (version, checksum) values ($1, $2)",
-                    path.stem, hashlib.sha256(sql.encode()).hexdigest(),
+                    version, hashlib.sha256(sql.encode()).hexdigest(),
                 )
-            applied_now.append(path.stem)
+            applied_now.append(version)
     finally:
         await conn.execute("select pg_advisory_unlock($1)", _LOCK_ID)
         await conn.close()

@@ -7,9 +7,20 @@ from typing import Any
 
 import asyncpg
 
+from kuekan.errors import DomainError
 from kuekan.ledger.repository import call_json
+from kuekan.rewards.errors import localise
 
 Db = asyncpg.Pool | asyncpg.Connection
+
+
+async def _json(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
+    """One jsonb-returning SQL function call; its refusals carry this domain's texts."""
+    try:
+        res: dict[str, Any] = await call_json(conn, sql, *args)
+    except DomainError as exc:
+        raise localise(exc) from None
+    return res
 
 REWARD_COLUMNS = """
 select r.id, r.name_th, r.name_en, r.category, r.cost_points, r.stock, r.per_member_limit,
@@ -87,26 +98,21 @@ async def known_tier(db: Db, code: str) -> bool:
 
 async def redeem_reward(conn: asyncpg.Connection, member_id: int, reward_id: int,
                         codes: list[str], ref: dict[str, Any]) -> dict[str, Any]:
-    res: dict[str, Any] = await call_json(conn, "select kk_redeem_reward($1, $2, $3, $4)",
-                                          member_id, reward_id, codes, ref)
-    return res
+    return await _json(conn, "select kk_redeem_reward($1, $2, $3, $4)",
+                       member_id, reward_id, codes, ref)
 
 
 async def scan_coupon(conn: asyncpg.Connection, code: str, member_id: int, merchant_id: int,
                       jti: str | None, ref: dict[str, Any], slices: int) -> dict[str, Any]:
-    res: dict[str, Any] = await call_json(
-        conn, "select kk_scan_coupon($1, $2, $3, $4, $5, $6)",
-        code, member_id, merchant_id, jti, ref, slices)
-    return res
+    return await _json(conn, "select kk_scan_coupon($1, $2, $3, $4, $5, $6)",
+                       code, member_id, merchant_id, jti, ref, slices)
 
 
 async def purchase_scan(conn: asyncpg.Connection, *, member_id: int, merchant_id: int,
                         jti: str | None, points: int, day: dt.date, member_cap: int,
                         ref: dict[str, Any], slices: int) -> dict[str, Any]:
-    res: dict[str, Any] = await call_json(
-        conn, "select kk_purchase_scan($1, $2, $3, $4, $5, $6, $7, $8)",
-        member_id, merchant_id, jti, points, day, member_cap, ref, slices)
-    return res
+    return await _json(conn, "select kk_purchase_scan($1, $2, $3, $4, $5, $6, $7, $8)",
+                       member_id, merchant_id, jti, points, day, member_cap, ref, slices)
 
 
 async def scan_context(db: Db, member_id: int, staff_id: int) -> asyncpg.Record | None:

@@ -1,0 +1,294 @@
+"""KueKan load scenarios (Locust, FastHttpUser). Normally started by ``loadtests/run.py``.
+
+Scenario = the environment variable KUEKAN_SCENARIO (event_flood | merchant_peak | mixed_day);
+it picks the LoadTestShape and the user classes. Fixtures (prepared before the run, never minted
+during it) come from the directory KUEKAN_LOAD_DIR:
+
+* ``member_tokens.txt``   one member JWT per line (``python -m kuekan token --role member
+  --line-sub-prefix Uload- --count N``)
+* ``merchant_tokens.txt`` one merchant-staff JWT per line (one per merchant)
+* ``fixtures.json``       {"mission_id", "inside": [[lat, lon], ...], "reward_ids": [...]}
+
+Failures are labelled so the runner can split them: ``refusal <status> <code>`` for intended
+business refusals (409/403 with a problem code), ``error ...`` for everything else (5xx,
+timeouts, connection errors, unexpected statuses).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from locust import LoadTestShape, between, events, task
+from locust.contrib.fasthttp import FastHttpUser
+
+SCENARIO = os.environ.get("KUEKAN_SCENARIO", "event_flood")
+LOAD_DIR = Path(os.environ.get("KUEKAN_LOAD_DIR", Path(__file__).parent / "reports" / "fixtures"))
+DURATION_S = int(os.environ.get("KUEKAN_DURATION_S", "300"))
+PEAK_USERS = int(os.environ.get("KUEKAN_PEAK_USERS", "10000"))
+RAMP_S = int(os.environ.get("KUEKAN_RAMP_S", "120"))
+REDEEM_SHARE = float(os.environ.get("KUEKAN_REDEEM_SHARE", "0.1"))
+API = "/api/v1"
+
+
+def _lines(name: str) -> list[str]:
+    p = LOAD_DIR / name
+    return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
+
+
+MEMBER_TOKENS = _lines("member_tokens.txt")
+MERCHANT_TOKENS = _lines("merchant_tokens.txt")
+FIXTURES: dict[str, Any] = (json.loads((LOAD_DIR / "fixtures.json").read_text())
+                            if (LOAD_DIR / "fixtures.json").exists() else {})
+
+# Each Locust worker process takes a disjoint slice of the member tokens, so every simulated
+# member is a distinct account (one check-in each) across processes.
+_slot_lock = threading.Lock()
+_slots: itertools.count[int] | None = None
+_runner: Any = None
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    global _runner
+    _runner = environment.runner
+
+
+def next_member_token() -> str:
+    """Worker k of P takes tokens k, k+P, k+2P, ...: no two simulated users share a member."""
+    global _slots
+    with _slot_lock:
+        if _slots is None:
+            index = int(getattr(_runner, "worker_index", 0) or 0)
+            procs = max(1, int(os.environ.get("KUEKAN_LOCUST_PROCESSES", "1")))
+            _slots = itertools.count(index, procs)
+        i = next(_slots)
+    return MEMBER_TOKENS[i % len(MEMBER_TOKENS)]
+
+
+def classify(resp: Any, ok: tuple[int, ...]) -> None:
+    """Mark a catch_response response: success, intended refusal, or real error."""
+    status = resp.status_code
+    if status in ok:
+        resp.success()
+        return
+    if status in (403, 409):
+        try:
+            code = json.loads(resp.text or "{}").get("code", "?")
+        except ValueError:
+            code = "?"
+        resp.failure(f"refusal {status} {code}")
+        return
+    if status == 0:
+        resp.failure(f"error connection {type(resp.error).__name__ if resp.error else ''}")
+        return
+    resp.failure(f"error {status}")
+
+
+class KueKanUser(FastHttpUser):
+    abstract = True
+    network_timeout = 60.0
+    connection_timeout = 60.0
+    # Keep-alive connections, one per simulated user (as a phone on event Wi-Fi would).
+    concurrency = 1
+    insecure = True
+
+    def auth(self, token: str, key: str | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        if key:
+            h["Idempotency-Key"] = key
+        return h
+
+    def post_idem(self, path: str, token: str, body: dict[str, Any], name: str,
+                  ok: tuple[int, ...] = (200, 201), attempts: int = 3) -> dict[str, Any] | None:
+        """POST with an Idempotency-Key; transport errors and 503 are retried with the same key."""
+        key = uuid.uuid4().hex
+        out = None
+        for _ in range(attempts):
+            with self.client.post(path, data=json.dumps(body), headers=self.auth(token, key),
+                                  name=name, catch_response=True) as resp:
+                classify(resp, ok)
+                if resp.status_code in ok:
+                    try:
+                        out = json.loads(resp.text)
+                    except ValueError:
+                        out = {}
+                    return out
+                if resp.status_code not in (0, 503) and not (
+                        resp.status_code == 409 and "in_flight" in (resp.text or "")):
+                    return None
+        return None
+
+    def get(self, path: str, token: str, name: str) -> Any:
+        with self.client.get(path, headers=self.auth(token), name=name,
+                             catch_response=True) as resp:
+            classify(resp, (200,))
+            if resp.status_code == 200:
+                try:
+                    return json.loads(resp.text)
+                except ValueError:
+                    return None
+        return None
+
+
+def reward_ids(user: KueKanUser, token: str) -> list[int]:
+    ids = list(FIXTURES.get("reward_ids") or [])
+    if ids:
+        return ids
+    data = user.get(f"{API}/rewards", token, "GET /rewards")
+    items = data.get("items", []) if isinstance(data, dict) else (data or [])
+    return [it["id"] for it in items if isinstance(it, dict) and "id" in it]
+
+
+class EventGoer(KueKanUser):
+    """Korat Creative Splash: arrives, checks in once inside the fence, looks at the pocket,
+    browses rewards, some redeem; then stays on the site refreshing now and then."""
+
+    wait_time = between(15, 45)
+
+    def on_start(self) -> None:
+        self.token = next_member_token()
+        lat, lon = random.choice(FIXTURES.get("inside") or [[14.97, 102.10]])
+        body = {"mission_id": FIXTURES.get("mission_id"), "lat": lat, "lon": lon,
+                "accuracy_m": random.choice([5, 8, 10, 15, 20]),
+                "device_id": f"dev-{uuid.uuid4().hex[:12]}"}
+        self.post_idem(f"{API}/checkins", self.token, body, "POST /checkins")
+        self.get(f"{API}/me/pocket", self.token, "GET /me/pocket")
+        ids = reward_ids(self, self.token)
+        if ids and random.random() < REDEEM_SHARE:
+            self.post_idem(f"{API}/redemptions", self.token, {"reward_id": random.choice(ids)},
+                           "POST /redemptions")
+
+    @task(3)
+    def pocket(self) -> None:
+        self.get(f"{API}/me/pocket", self.token, "GET /me/pocket")
+
+    @task(2)
+    def rewards(self) -> None:
+        self.get(f"{API}/rewards", self.token, "GET /rewards")
+
+    @task(1)
+    def history(self) -> None:
+        self.get(f"{API}/me/history?limit=20", self.token, "GET /me/history")
+
+
+class MerchantStaff(KueKanUser):
+    """Evening peak at a partner shop: a customer shows the member QR; the staff scans it with a
+    purchase amount (award), or the customer redeems a coupon at the till."""
+
+    weight = 1
+
+    wait_time = between(2, 8)
+
+    def on_start(self) -> None:
+        self.merchant_token = random.choice(MERCHANT_TOKENS) if MERCHANT_TOKENS else ""
+        self.coupons: list[tuple[str, str]] = []
+
+    def member_qr(self, member_token: str) -> str | None:
+        data = self.get(f"{API}/me/qr", member_token, "GET /me/qr")
+        return data.get("token") if isinstance(data, dict) else None
+
+    @task(8)
+    def scan_purchase(self) -> None:
+        member = next_member_token()
+        qr = self.member_qr(member)
+        if qr is None:
+            return
+        self.post_idem(f"{API}/merchant/scans", self.merchant_token,
+                       {"member_token": qr, "purchase_thb": random.choice([60, 120, 250, 480])},
+                       "POST /merchant/scans (award)")
+        if random.random() < REDEEM_SHARE:
+            ids = reward_ids(self, member)
+            if ids:
+                red = self.post_idem(f"{API}/redemptions", member,
+                                     {"reward_id": random.choice(ids)}, "POST /redemptions")
+                if red and red.get("coupon_code"):
+                    self.coupons.append((member, red["coupon_code"]))
+
+    @task(2)
+    def scan_coupon(self) -> None:
+        if not self.coupons:
+            return
+        member, code = self.coupons.pop(0)
+        qr = self.member_qr(member)
+        if qr is None:
+            return
+        self.post_idem(f"{API}/merchant/scans", self.merchant_token,
+                       {"member_token": qr, "coupon_code": code}, "POST /merchant/scans (redeem)")
+
+
+class DayMember(KueKanUser):
+    """An ordinary day: members open the LIFF app, look at missions, pocket and rewards, and
+    sometimes check in at an attraction."""
+
+    weight = 10
+
+    wait_time = between(5, 20)
+
+    def on_start(self) -> None:
+        self.token = next_member_token()
+
+    @task(4)
+    def pocket(self) -> None:
+        self.get(f"{API}/me/pocket", self.token, "GET /me/pocket")
+
+    @task(3)
+    def missions(self) -> None:
+        lat, lon = random.choice(FIXTURES.get("inside") or [[14.97, 102.10]])
+        self.get(f"{API}/missions?lat={lat}&lon={lon}", self.token, "GET /missions")
+
+    @task(2)
+    def rewards(self) -> None:
+        self.get(f"{API}/rewards", self.token, "GET /rewards")
+
+    @task(1)
+    def checkin(self) -> None:
+        lat, lon = random.choice(FIXTURES.get("inside") or [[14.97, 102.10]])
+        self.post_idem(f"{API}/checkins", self.token,
+                       {"mission_id": FIXTURES.get("mission_id"), "lat": lat, "lon": lon,
+                        "accuracy_m": 10}, "POST /checkins")
+
+
+class _Shape(LoadTestShape):
+    abstract = True
+    stages: list[tuple[int, int, float, list[type]]] = []  # (until_s, users, rate, classes)
+
+    def tick(self) -> tuple[int, float, list[type]] | None:
+        t = self.get_run_time()
+        if t >= DURATION_S:
+            return None
+        for until, users, rate, classes in self.stages:
+            if t < until:
+                return users, rate, classes
+        _, users, rate, classes = self.stages[-1]
+        return users, rate, classes
+
+
+class EventFloodShape(_Shape):
+    """Ramp to PEAK_USERS (10,000) event-goers within RAMP_S (2 minutes), then hold."""
+
+    abstract = SCENARIO != "event_flood"
+    rate = max(1.0, PEAK_USERS / max(1, RAMP_S - 10))
+    stages = [(DURATION_S, PEAK_USERS, rate, [EventGoer])]
+
+
+class MerchantPeakShape(_Shape):
+    """18:00-20:00 at 500 shops, compressed: ramp to 500 staff in 60 s, then hold."""
+
+    abstract = SCENARIO != "merchant_peak"
+    users = int(os.environ.get("KUEKAN_MERCHANTS", "500"))
+    stages = [(DURATION_S, users, max(1.0, users / 60), [MerchantStaff])]
+
+
+class MixedDayShape(_Shape):
+    """Members browsing all day with shops scanning: 2,000 members + 200 staff, two waves."""
+
+    abstract = SCENARIO != "mixed_day"
+    stages = [(DURATION_S // 2, 1500, 50.0, [DayMember, MerchantStaff]),
+              (DURATION_S, 2200, 50.0, [DayMember, MerchantStaff])]
