@@ -9,8 +9,9 @@
 3. Sends N ``POST /api/v1/admin/awards`` (unique Idempotency-Key, one distinct member each) from
    C concurrent keep-alive connections (a raw asyncio HTTP/1.1 client: the client is not the
    bottleneck), prints awards/s and p50/p95/p99.
-4. Stops the API, then runs ``pgbench -n -M prepared -c C -j 2 -T secs -f loadtests/pgbench/award.sql``
-   (the same kk_award_idem call the API makes) on the same database; prints TPS and latency.
+4. Stops the API, then runs ``pgbench -n -M prepared -c C -j 2 -T secs -f award.sql``
+   (loadtests/pgbench/award.sql: the same kk_award_idem call the API makes) on the same
+   database; prints TPS and latency.
 5. Prints the ratio API/pgbench, checks every acknowledged award is in the ledger exactly once
    and runs the ledger invariants. Every process it started is stopped by its PID.
 """
@@ -30,20 +31,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg  # noqa: E402
-from stack import (  # noqa: E402
+import asyncpg
+from stack import (
     PG_BASE,
     REDIS_BASE,
     REPO,
     Procs,
     RawConn,
+    backend_pids,
     flush_redis_db,
     free_port,
     pct,
+    pids_cpu,
     raise_nofile,
     recreate_database,
     stack_env,
     start_api,
+    tree_cpu,
 )
 
 POINTS = 10
@@ -174,8 +178,9 @@ async def verify(dsn: str, scope: str, acked: list[str]) -> tuple[int, int, list
     return lost, dup, [f"{'PASS' if r.ok else 'FAIL'} {r.name}" for r in results]
 
 
-async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+async def main() -> int:  # noqa: PLR0915 - one linear script
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000, help="awards through HTTP")
     ap.add_argument("--c", type=int, default=64, help="concurrent clients (HTTP and pgbench)")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
@@ -185,6 +190,12 @@ async def main() -> int:
     ap.add_argument("--db", default="kuekan_bench")
     ap.add_argument("--redis-db", type=int, default=13)
     ap.add_argument("--keep-db", action="store_true")
+    ap.add_argument("--profile", default=None,
+                    help="write a py-spy raw (collapsed) profile of the API to this file")
+    ap.add_argument("--app", default=None,
+                    help="A/B only: uvicorn app factory module:func instead of kuekan serve")
+    ap.add_argument("--app-dir", default=None, help="directory holding --app's module")
+    ap.add_argument("--py-spy", default="py-spy", help="py-spy executable")
     args = ap.parse_args()
     raise_nofile()
 
@@ -201,12 +212,25 @@ async def main() -> int:
     try:
         port = free_port()
         api, base = start_api(procs, stack_env(dsn, redis_url), port=port,
-                              workers=args.workers, log=logdir / "bench_api.log")
+                              workers=args.workers, log=logdir / "bench_api.log",
+                              app=args.app, app_dir=args.app_dir)
         print(f"API pid {api.pid} at {base}, {args.workers} workers", flush=True)
         warm = await http_awards(base, token, funder, ids[args.n:], args.c, "warm")
         print(f"warm-up: {len(warm['acked'])} awards", flush=True)  # type: ignore[arg-type]
         run_id = uuid.uuid4().hex[:8]
+        spy = None
+        if args.profile:
+            # py-spy (pip install py-spy) samples the API processes during the measured phase.
+            spy = procs.start("py-spy", [args.py_spy, "record", "--pid", str(api.pid),
+                                         "--subprocesses", "--nonblocking", "--rate", "200",
+                                         "--format", "raw", "-o", args.profile], dict(os.environ))
+        pg_pids = await backend_pids(args.db)  # the API pools' backends, open after warm-up
+        cpu_api0, cpu_pg0 = tree_cpu(api.pid), pids_cpu(pg_pids)
         res = await http_awards(base, token, funder, ids[:args.n], args.c, run_id)
+        cpu_api, cpu_pg = tree_cpu(api.pid) - cpu_api0, pids_cpu(pg_pids) - cpu_pg0
+        if spy is not None:
+            os.kill(spy.pid, 2)  # SIGINT: py-spy writes its profile and exits
+            spy.wait(timeout=30)
         procs.stop(api)
     finally:
         procs.stop_all()
@@ -219,7 +243,11 @@ async def main() -> int:
     print(f"  latency  p50 {res['p50'] * 1000:6.1f} ms  p95 {res['p95'] * 1000:6.1f} ms  "
           f"p99 {res['p99'] * 1000:6.1f} ms  max {res['max'] * 1000:6.1f} ms")
     print(f"  statuses {res['statuses']}  transport errors {res['errors']}  "
-          f"retries {res['retries']}", flush=True)
+          f"retries {res['retries']}")
+    n_ok = max(1, len(acked))
+    print(f"  CPU per award: API {1000 * cpu_api / n_ok:.2f} ms, PostgreSQL backends "
+          f"{1000 * cpu_pg / n_ok:.2f} ms  (a ceiling of {n_ok / max(cpu_api, 1e-9):.0f} "
+          f"awards per API core-second)", flush=True)
 
     pg = run_pgbench(args.db, args.pgbench_clients or args.c, 2, args.pgbench_seconds, funder,
                      min(ids), max(ids), "admin:pgbench")

@@ -56,13 +56,13 @@ _runner: Any = None
 
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
-    global _runner
+    global _runner  # noqa: PLW0603 - set once per Locust process
     _runner = environment.runner
 
 
 def next_member_token() -> str:
     """Worker k of P takes tokens k, k+P, k+2P, ...: no two simulated users share a member."""
-    global _slots
+    global _slots  # noqa: PLW0603 - built lazily, once per process
     with _slot_lock:
         if _slots is None:
             index = int(getattr(_runner, "worker_index", 0) or 0)
@@ -287,8 +287,9 @@ class MerchantPeakShape(_Shape):
 
 
 class MixedDayShape(_Shape):
-    """Members browsing all day with shops scanning: 2,000 members + 200 staff, two waves."""
+    """An ordinary day, two waves (lunch, evening): members browsing and checking in, shops
+    scanning (10:1 by class weight); peak = KUEKAN_PEAK_USERS (runner default 2,200)."""
 
     abstract = SCENARIO != "mixed_day"
-    stages = [(DURATION_S // 2, 1500, 50.0, [DayMember, MerchantStaff]),
-              (DURATION_S, 2200, 50.0, [DayMember, MerchantStaff])]
+    stages = [(DURATION_S // 2, int(PEAK_USERS * 0.7), 50.0, [DayMember, MerchantStaff]),
+              (DURATION_S, PEAK_USERS, 50.0, [DayMember, MerchantStaff])]

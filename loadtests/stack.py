@@ -45,7 +45,7 @@ def raise_nofile(want: int = 65536) -> int:
 
 async def recreate_database(name: str) -> str:
     """Drop and create ``name`` (only databases this tool owns: the name must start kuekan_)."""
-    assert name.startswith("kuekan_bench") or name.startswith("kuekan_load"), name
+    assert name.startswith(("kuekan_bench", "kuekan_load")), name
     admin = await asyncpg.connect(f"{PG_BASE}/postgres")
     try:
         await admin.execute(
@@ -116,11 +116,20 @@ class Procs:
 
 
 def start_api(procs: Procs, env: dict[str, str], *, port: int, workers: int,
-              backlog: int = 8192, log: Path | None = None,
-              ready_timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
-    proc = procs.start("api", [PY, "-m", "kuekan", "serve", "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", str(workers),
-                               "--backlog", str(backlog)], env, log)
+              backlog: int = 8192, log: Path | None = None, ready_timeout: float = 60,
+              app: str | None = None, app_dir: str | None = None,
+              ) -> tuple[subprocess.Popen[bytes], str]:
+    """``kuekan serve``; or, for A/B measurements of a proposed change, uvicorn with the same
+    flags on another app factory (``app`` = "module:factory", importable from ``app_dir``)."""
+    if app is None:
+        argv = [PY, "-m", "kuekan", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--backlog", str(backlog)]
+    else:
+        argv = [PY, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port",
+                str(port), "--workers", str(workers), "--backlog", str(backlog), "--loop",
+                "uvloop", "--http", "httptools", "--no-access-log", "--timeout-keep-alive",
+                "75", "--log-level", "warning", *(["--app-dir", app_dir] if app_dir else [])]
+    proc = procs.start("api", argv, env, log)
     base = f"http://127.0.0.1:{port}"
     wait_ready(proc, base, ready_timeout)
     return proc, base
@@ -132,7 +141,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base: str, timeout: float = 60) ->
         if proc.poll() is not None:
             raise RuntimeError(f"API exited early with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as r:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as r:  # noqa: S310
                 if r.status == 200:
                     return
         except OSError:
@@ -173,7 +182,8 @@ class RawConn:
                       body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             await self.connect()
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
+        assert self.writer is not None
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         head += [f"{k}: {v}" for k, v in headers.items()]
         head.append(f"Content-Length: {len(body)}")
@@ -200,3 +210,50 @@ class RawConn:
         if hdrs.get("connection", "").lower() == "close":
             await self.close()
         return status, hdrs, payload
+
+
+# CPU accounting from /proc: CPU-seconds per operation hold up on a shared box far better than
+# throughput does (other processes steal wall time, not our CPU time).
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(ppid, utime+stime seconds) of a process, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and all its live descendants."""
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            s = _stat(int(d.name))
+            if s is not None:
+                stats[int(d.name)] = s
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo.extend(p for p, (pp, _) in stats.items() if pp == pid)
+    return total
+
+
+async def backend_pids(dbname: str) -> list[int]:
+    conn = await asyncpg.connect(f"{PG_BASE}/postgres")
+    try:
+        rows = await conn.fetch("select pid from pg_stat_activity where datname = $1", dbname)
+    finally:
+        await conn.close()
+    return [r["pid"] for r in rows]
+
+
+def pids_cpu(pids: list[int]) -> float:
+    return sum(s[1] for s in (_stat(p) for p in pids) if s is not None)

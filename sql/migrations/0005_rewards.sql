@@ -339,3 +339,21 @@ begin
         v_body || jsonb_build_object('merchant_id', p_merchant, 'ref', p_ref, 'at', now()));
     return v_body;
 end $$;
+
+-- Merchant reports: what happened at a shop, by day, without scanning all transfers.
+create index transfers_merchant_created on transfers (((ref ->> 'merchant_id')::bigint), created_at)
+    where ref ? 'merchant_id';
+create index coupons_redeemed_at on coupons (redeemed_merchant_id, resolved_at)
+    where status = 'redeemed';
+
+-- Missions completed by a purchase scan at a shop ("top missions done at the shop").
+create table merchant_mission_completions (
+    merchant_id bigint not null references merchants (id),
+    day date not null,
+    mission_id bigint not null,
+    mission_code text not null,
+    member_id bigint not null,
+    points bigint not null,
+    created_at timestamptz not null default now()
+);
+create index merchant_mission_completions_day on merchant_mission_completions (merchant_id, day);

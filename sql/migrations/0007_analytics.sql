@@ -8,7 +8,9 @@ create table analytics_cursor (
     last_id bigint not null default 0,
     updated_at timestamptz not null default now()
 );
-insert into analytics_cursor (name, last_id) values ('outbox', 0);
+-- 'outbox' for events; 'transfers' for points awarded, read off the ledger itself so the
+-- dashboard equals the ledger whatever each producer puts in its outbox payloads.
+insert into analytics_cursor (name, last_id) values ('outbox', 0), ('transfers', 0);
 
 -- Small per-day counters: metric with an optional dimension (mission id, merchant id, hour...).
 create table analytics_daily (

@@ -145,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: dict[str, Any] = {}
 
 
+def _verify_audit(args: argparse.Namespace) -> int:
+    """verify the audit log's hash chain (exits 1 at the first broken link)"""
+    from kuekan.audit.verify import verify_audit_command
+
+    return verify_audit_command(args)
+
+
+EXTRA_COMMANDS["verify-audit"] = _verify_audit
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.fn(args))

@@ -26,6 +26,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from kuekan import metrics
+from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
+from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsController
 from kuekan.auth.line import JwksCache, LineVerifier
 from kuekan.auth.routes import AuthController
 from kuekan.auth.tokens import TokenService
@@ -37,7 +39,12 @@ from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
 from kuekan.members.routes import MeController
+from kuekan.merchants.routes import ROUTES as MERCHANTS_ROUTES
+from kuekan.missions import service as missions_service
+from kuekan.missions.routes import MISSIONS_ROUTES
+from kuekan.outbox.wiring import WORKER_ROUTES
 from kuekan.ratelimit import rate_limit_middleware, rate_script
+from kuekan.rewards.routes import ROUTES as REWARDS_ROUTES
 from kuekan.settings import Settings, get_settings
 from kuekan.web import PROBLEM_JSON
 
@@ -48,6 +55,11 @@ DOMAIN_ROUTES: list[Any] = [
     AuthController,
     MeController,
     AdminLedgerController,
+    *REWARDS_ROUTES, *MERCHANTS_ROUTES,
+    AnalyticsAdminController, MerchantAnalyticsController,
+    AgencyAdminController, AgencyStatsController,
+    *MISSIONS_ROUTES,
+    *WORKER_ROUTES,
 ]
 
 
@@ -196,5 +208,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 # Domains that keep per-process state (e.g. the geofence index) register start/stop hooks.
-STARTUP_HOOKS: list[Any] = []
-SHUTDOWN_HOOKS: list[Any] = []
+STARTUP_HOOKS: list[Any] = [missions_service.startup]
+SHUTDOWN_HOOKS: list[Any] = [missions_service.shutdown]

@@ -16,3 +16,10 @@ LINE_429 = Counter("kuekan_line_429_total", "LINE API 429 answers")
 OUTBOX_LAG = Gauge("kuekan_outbox_lag_seconds", "Age of the oldest unrelayed outbox row")
 OUTBOX_PENDING = Gauge("kuekan_outbox_pending", "Unrelayed outbox rows")
 LINE_QUOTA_REMAINING = Gauge("kuekan_line_quota_remaining", "LINE messages left this month")
+ANALYTICS_EVENTS = Counter("kuekan_analytics_events_total", "Outbox rows folded into analytics",
+                           ["topic"])
+ANALYTICS_LAG = Gauge("kuekan_analytics_lag_seconds", "Age of the oldest outbox row not yet"
+                      " folded into analytics")
+ANALYTICS_PENDING = Gauge("kuekan_analytics_pending", "Outbox rows not yet folded into analytics")
+WEBHOOK_DELIVERIES = Counter("kuekan_webhook_deliveries_total", "Agency webhook delivery attempts",
+                             ["outcome"])

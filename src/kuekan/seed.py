@@ -16,6 +16,8 @@ from shapely.geometry import shape
 from kuekan.kit.data import korat_data_dir
 from kuekan.ledger import repository as ledger_repo
 from kuekan.members import repository as members_repo
+from kuekan.missions.seed import seed_missions
+from kuekan.rewards.seed import seed_rewards
 from kuekan.settings import Settings
 
 FUNDERS = [
@@ -75,6 +77,8 @@ async def seed_core(conn: asyncpg.Connection, settings: Settings) -> dict[str, A
 
 SeedHook = Callable[[asyncpg.Connection, Settings, dict[str, Any]], Awaitable[dict[str, Any]]]
 SEED_HOOKS: list[SeedHook] = []
+SEED_HOOKS.append(seed_rewards)
+SEED_HOOKS.append(seed_missions)
 
 
 async def seed(settings: Settings) -> dict[str, Any]:

@@ -60,6 +60,42 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     page_limit_max: int = 200
     log_level: str = "info"
     log_json: bool = True
+    # Workers (kuekan.outbox): relay batches, job retries with capped exponential backoff.
+    outbox_batch_size: int = 500
+    outbox_poll_interval_s: float = 0.2
+    outbox_max_tries: int = 8
+    outbox_retry_base_s: float = 2.0
+    outbox_retry_cap_s: float = 600.0
+    outbox_job_timeout_s: int = 120
+    outbox_orphan_after_s: float = 60.0
+    outbox_sweep_limit: int = 1000
+    # Fraud thresholds (kuekan.fraud); each rule has its reason code in kuekan.fraud.model.
+    fraud_velocity_window_s: int = 600
+    fraud_velocity_max_checkins: int = 5
+    fraud_travel_max_kmh: float = 150.0
+    fraud_travel_min_km: float = 1.0
+    fraud_device_max_accounts: int = 3
+    fraud_device_window_days: int = 30
+    fraud_burst_window_s: int = 3600
+    fraud_burst_factor: float = 5.0
+    fraud_burst_min_awards: int = 30
+    fraud_burst_baseline_days: int = 7
+    fraud_loop_window_h: int = 24
+    fraud_loop_min_cycles: int = 3
+    fraud_accuracy_perfect_m: float = 1.0
+    fraud_accuracy_repeat_count: int = 3
+    fraud_geofence_burst_window_s: int = 60
+    fraud_geofence_burst_max: int = 200
+    fraud_strikes_to_ban: int = 3
+    # Notifications (kuekan.notify): LINE digest hour (Asia/Bangkok), SMS gateway, OTP.
+    line_digest_hour_local: int = 20
+    line_district_audiences: dict[str, int] = msgspec.field(default_factory=dict)
+    sms_api_base: str = ""
+    sms_api_key: str = ""
+    otp_ttl_s: int = 300
+    otp_attempts_max: int = 5
+    # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
+    privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -13,9 +13,13 @@ from typing import Any
 from arq import cron
 from arq.connections import RedisSettings
 
+from kuekan.agencies.jobs import deliver_webhooks
+from kuekan.analytics.jobs import analytics_consume
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.logging import configure_logging, get_logger
+from kuekan.outbox import jobs as outbox_jobs
+from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
 
 log = get_logger("kuekan.worker")
@@ -77,7 +81,18 @@ CRON: list[Any] = [
     cron(cleanup_idempotency_keys, hour={20}, minute={15}),  # 03:15 Asia/Bangkok
     cron(heartbeat, second={0, 30}),
 ]
+JOBS += rewards_jobs.JOBS
+CRON += rewards_jobs.CRON
+# Analytics rollups and agency webhooks every 5 s (both bounded per run, both idempotent).
+JOBS += [analytics_consume, deliver_webhooks]
+CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),
+         cron(deliver_webhooks, second=set(range(2, 60, 5)), unique=True)]
 WORKER_STARTUP: list[Any] = []
+# Outbox relay + handlers, fraud rules, LINE/SMS notifications (kuekan.outbox.jobs).
+JOBS += outbox_jobs.WORKER_FUNCTIONS
+CRON += outbox_jobs.WORKER_CRON
+WORKER_STARTUP.append(outbox_jobs.startup)
+CRON[:] = outbox_jobs.tz_safe(CRON)  # ARQ 0.25 month/year rollover bug, see tz_safe
 
 
 class WorkerSettings:

@@ -34,7 +34,7 @@ RANGE_DAYS_MAX = 400
 ACTIVITY_TOPICS = frozenset({"checkin.completed", "mission.completed", "scan.purchase",
                              "redemption.created", "coupon.posted", "points.awarded"})
 COMPLETION_TOPICS = frozenset({"checkin.completed", "mission.completed"})
-AWARD_TOPICS = frozenset({"points.awarded", "points.adjusted"})
+CHECKIN_TOPIC = "checkin.completed"
 ACCEPTED_DECISIONS = frozenset({"inside", "edge", "accepted", "accept", "ok", "completed"})
 
 # Outbox topic -> the public webhook event name agencies subscribe to.
@@ -96,6 +96,14 @@ def _int(v: Any) -> int | None:
     return None
 
 
+def _first_int(p: Mapping[str, Any], names: tuple[str, ...]) -> int:
+    for name in names:
+        v = _int(p.get(name))
+        if v is not None:
+            return v
+    return 0
+
+
 def _float(v: Any) -> float | None:
     if isinstance(v, int | float) and not isinstance(v, bool):
         return float(v)
@@ -140,7 +148,7 @@ def parse_event(outbox_id: int, topic: str, member_id: int | None, payload: Any,
         outbox_id=outbox_id, topic=topic,
         member_id=member_id if member_id is not None else _int(p.get("member_id")),
         at=_time(p.get("at"), created_at),
-        points=_int(p.get("points", p.get("points_reserved"))) or 0,
+        points=_first_int(p, ("points", "points_awarded", "points_reserved")),
         mission_id=mission_id, geofence_id=_int(p.get("geofence_id")),
         district_code=str(p["district_code"]) if p.get("district_code") else None,
         merchant_id=_int(p.get("merchant_id", ref.get("merchant_id"))), campaign=campaign,
@@ -166,72 +174,111 @@ class Deltas(msgspec.Struct):
     active_minutes: dict[str, set[int]] = msgspec.field(default_factory=dict)
 
 
-def fold(events: Iterable[Event]) -> Deltas:
-    """Fold events into rollup deltas (pure; the repository adds them in one transaction)."""
-    d = Deltas()
-    daily: defaultdict[tuple[dt.date, str, str], int] = defaultdict(int)
-    activity: defaultdict[tuple[int, dt.date], int] = defaultdict(int)
-    minutes: defaultdict[str, set[int]] = defaultdict(set)
+class _Fold:
+    """Accumulates one batch; one small method per kind of event."""
 
-    def add(day: dt.date, metric: str, value: int, dim: str = "") -> None:
-        daily[(day, metric, dim)] += value
+    def __init__(self) -> None:
+        self.d = Deltas()
+        self.daily: defaultdict[tuple[dt.date, str, str], int] = defaultdict(int)
+        self.activity: defaultdict[tuple[int, dt.date], int] = defaultdict(int)
+        self.minutes: defaultdict[str, set[int]] = defaultdict(set)
 
-    def campaign(ev: Event, points: int, thb: Decimal, scans: int) -> None:
+    def add(self, ev: Event, metric: str, value: int, dim: str = "") -> None:
+        self.daily[(ev.day, metric, dim)] += value
+
+    def campaign(self, ev: Event, points: int, thb: Decimal, scans: int) -> None:
         if ev.campaign is None:
             return
-        acc = d.campaigns.setdefault((ev.day, ev.campaign), [Decimal(0)] * 3)
+        acc = self.d.campaigns.setdefault((ev.day, ev.campaign), [Decimal(0)] * 3)
         acc[0] += points
         acc[1] += thb
         acc[2] += scans
 
-    for ev in events:
-        day = ev.day
+    def event(self, ev: Event) -> None:
         if ev.topic in ACTIVITY_TOPICS and ev.member_id is not None:
-            activity[(ev.member_id, day)] += 1
-            minutes[minute_key(ev.at)].add(ev.member_id)
-            add(day, "events_hour", 1, str(ev.hour))
-        if ev.topic in AWARD_TOPICS:
-            if ev.points > 0:
-                add(day, "points_awarded", ev.points)
-            elif ev.points < 0:
-                add(day, "points_adjusted_down", -ev.points)
-        elif ev.topic in COMPLETION_TOPICS:
-            add(day, "checkins", 1, ev.decision or "")
-            if ev.accepted:
-                add(day, "missions_completed", 1)
-                if ev.mission_id is not None:
-                    add(day, "mission", 1, str(ev.mission_id))
-                key = (day, ev.geofence_id or 0, ev.district_code or "")
-                acc = d.checkins.setdefault(key, [0.0, 0.0, 0.0, 0.0])
-                acc[0] += 1
-                if ev.lat is not None and ev.lon is not None:
-                    acc[1] += ev.lat
-                    acc[2] += ev.lon
-                    acc[3] += 1
-                if ev.member_id is not None:
-                    d.member_checkins.append((ev.outbox_id, ev.member_id, ev.at, ev.mission_id,
-                                              ev.geofence_id, ev.district_code))
-                campaign(ev, ev.points, Decimal(0), 0)
+            self.activity[(ev.member_id, ev.day)] += 1
+            self.minutes[minute_key(ev.at)].add(ev.member_id)
+            self.add(ev, "events_hour", 1, str(ev.hour))
+        if ev.topic in COMPLETION_TOPICS:
+            self.completion(ev)
         elif ev.topic == "scan.purchase":
-            add(day, "scans", 1)
-            if ev.merchant_id is not None:
-                add(day, "merchant", 1, str(ev.merchant_id))
-                add(day, "merchant_points", ev.points, str(ev.merchant_id))
-                add(day, "merchant_spend_satang", int(ev.amount_thb * 100), str(ev.merchant_id))
-            campaign(ev, ev.points, ev.amount_thb, 1)
+            self.scan(ev)
         elif ev.topic == "redemption.created":
-            add(day, "redemptions", 1)
-            add(day, "redemption_points", max(ev.points, 0))
+            self.add(ev, "redemptions", 1)
+            self.add(ev, "redemption_points", max(ev.points, 0))
         elif ev.topic == "coupon.posted":
-            add(day, "coupons_posted", 1)
-            add(day, "points_redeemed", max(ev.points, 0))
+            self.add(ev, "coupons_posted", 1)
+            self.add(ev, "points_redeemed", max(ev.points, 0))
             if ev.merchant_id is not None:
-                add(day, "merchant", 1, str(ev.merchant_id))
-                add(day, "merchant_redeemed", 1, str(ev.merchant_id))
-    d.daily = dict(daily)
-    d.activity = dict(activity)
-    d.active_minutes = dict(minutes)
-    return d
+                self.add(ev, "merchant", 1, str(ev.merchant_id))
+                self.add(ev, "merchant_redeemed", 1, str(ev.merchant_id))
+
+    def completion(self, ev: Event) -> None:
+        if ev.topic == CHECKIN_TOPIC:
+            self.add(ev, "checkins", 1, ev.decision or "")
+        if not ev.accepted:
+            return
+        self.add(ev, "missions_completed", 1)
+        if ev.mission_id is not None:
+            self.add(ev, "mission", 1, str(ev.mission_id))
+        self.campaign(ev, ev.points, Decimal(0), 0)
+        if ev.topic == CHECKIN_TOPIC:
+            self.checkin(ev)
+
+    def checkin(self, ev: Event) -> None:
+        acc = self.d.checkins.setdefault((ev.day, ev.geofence_id or 0, ev.district_code or ""),
+                                         [0.0, 0.0, 0.0, 0.0])
+        acc[0] += 1
+        if ev.lat is not None and ev.lon is not None:
+            acc[1] += ev.lat
+            acc[2] += ev.lon
+            acc[3] += 1
+        if ev.member_id is not None:
+            self.d.member_checkins.append((ev.outbox_id, ev.member_id, ev.at, ev.mission_id,
+                                           ev.geofence_id, ev.district_code))
+
+    def scan(self, ev: Event) -> None:
+        self.add(ev, "scans", 1)
+        if ev.merchant_id is not None:
+            m = str(ev.merchant_id)
+            self.add(ev, "merchant", 1, m)
+            self.add(ev, "merchant_points", ev.points, m)
+            self.add(ev, "merchant_spend_satang", int(ev.amount_thb * 100), m)
+        self.campaign(ev, ev.points, ev.amount_thb, 1)
+
+
+def fold(events: Iterable[Event]) -> Deltas:
+    """Fold events into rollup deltas (pure; the repository adds them in one transaction)."""
+    f = _Fold()
+    for ev in events:
+        f.event(ev)
+    f.d.daily = dict(f.daily)
+    f.d.activity = dict(f.activity)
+    f.d.active_minutes = dict(f.minutes)
+    return f.d
+
+
+# Ledger transfers that put points into a member's pocket: awards, and admin adjustments up
+# (an adjustment down has no funder). Reversals and expiry are not awards.
+def awarded_points(kind: str, funder_id: int | None, amount: int) -> int:
+    if kind == "award" or (kind == "adjust" and funder_id is not None):
+        return amount
+    return 0
+
+
+def fold_transfers(rows: Iterable[tuple[str, int | None, int, dt.datetime]]
+                   ) -> dict[tuple[dt.date, str, str], int]:
+    """Daily points awarded (total and per funder) from ledger transfers."""
+    out: defaultdict[tuple[dt.date, str, str], int] = defaultdict(int)
+    for kind, funder_id, amount, created_at in rows:
+        points = awarded_points(kind, funder_id, amount)
+        day = created_at.astimezone(BANGKOK).date()
+        if points:
+            out[(day, "points_awarded", "")] += points
+            out[(day, "funder_awarded", str(funder_id))] += points
+        elif kind == "adjust":
+            out[(day, "points_adjusted_down", "")] += amount
+    return dict(out)
 
 
 def contiguous_prefix(cursor: int, rows: list[tuple[int, dt.datetime]], now: dt.datetime,

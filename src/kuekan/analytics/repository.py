@@ -7,25 +7,50 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from kuekan.analytics.model import Deltas, webhook_body
 from kuekan.analytics.model import Event as AnalyticsEvent
 
 Db = asyncpg.Pool | asyncpg.Connection
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 CURSOR = "outbox"
 
 
-async def lock_cursor(conn: asyncpg.Connection) -> int:
+TRANSFERS = "transfers"
+
+
+async def lock_cursor(conn: Conn, name: str = CURSOR) -> int:
     """The cursor, locked for this transaction: two consumers never fold the same rows."""
     last: int = await conn.fetchval(
-        "select last_id from analytics_cursor where name = $1 for update", CURSOR)
+        "select last_id from analytics_cursor where name = $1 for update", name)
     return last
 
 
-async def advance_cursor(conn: asyncpg.Connection, last_id: int) -> None:
+async def advance_cursor(conn: Conn, last_id: int, name: str = CURSOR) -> None:
     await conn.execute("update analytics_cursor set last_id = $2, updated_at = now()"
-                       " where name = $1", CURSOR, last_id)
+                       " where name = $1", name, last_id)
+
+
+async def fetch_transfers(conn: Conn, after_id: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "select id, kind, funder_id, amount, created_at from transfers where id > $1"
+        " order by id limit $2", after_id, limit)
+
+
+async def add_daily(conn: Conn, daily: dict[tuple[dt.date, str, str], int]
+                    ) -> list[asyncpg.Record]:
+    if not daily:
+        return []
+    keys = list(daily)
+    return await conn.fetch(
+        "insert into analytics_daily as a (day, metric, dim, value)"
+        " select * from unnest($1::date[], $2::text[], $3::text[], $4::bigint[])"
+        " on conflict (day, metric, dim) do update set value = a.value + excluded.value"
+        " returning day, metric, dim, value",
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+        [daily[k] for k in keys])
 
 
 async def cursor_lag(db: Db) -> tuple[int, float]:
@@ -37,25 +62,16 @@ async def cursor_lag(db: Db) -> tuple[int, float]:
     return int(row["n"]), float(row["age"] or 0.0)
 
 
-async def fetch_outbox(conn: asyncpg.Connection, after_id: int,
+async def fetch_outbox(conn: Conn, after_id: int,
                        limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "select id, topic, member_id, payload, created_at from outbox where id > $1"
         " order by id limit $2", after_id, limit)
 
 
-async def apply_deltas(conn: asyncpg.Connection, d: Deltas) -> list[asyncpg.Record]:
+async def apply_deltas(conn: Conn, d: Deltas) -> list[asyncpg.Record]:
     """Add the deltas to every rollup; return the new totals of the daily counters touched."""
-    totals: list[asyncpg.Record] = []
-    if d.daily:
-        keys = list(d.daily)
-        totals = await conn.fetch(
-            "insert into analytics_daily as a (day, metric, dim, value)"
-            " select * from unnest($1::date[], $2::text[], $3::text[], $4::bigint[])"
-            " on conflict (day, metric, dim) do update set value = a.value + excluded.value"
-            " returning day, metric, dim, value",
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-            [d.daily[k] for k in keys])
+    totals = await add_daily(conn, d.daily)
     if d.activity:
         keys2 = list(d.activity)
         await conn.execute(
@@ -95,7 +111,7 @@ async def apply_deltas(conn: asyncpg.Connection, d: Deltas) -> list[asyncpg.Reco
     return totals
 
 
-async def enqueue_webhooks(conn: asyncpg.Connection, events: list[AnalyticsEvent]) -> int:
+async def enqueue_webhooks(conn: Conn, events: list[AnalyticsEvent]) -> int:
     """One pending delivery per (active webhook subscribed to the event, outbox row)."""
     items = [(e.outbox_id, webhook_body(e)) for e in events]
     if not items:
@@ -203,14 +219,15 @@ async def journey(db: Db, geofence_id: int | None, mission_id: int | None,
                   limit: int) -> tuple[int, list[asyncpg.Record]]:
     """Attendees of a place/mission in [start, end) and, per next place, how many checked in
     there next (within ``within_h`` hours of their first check-in at the event)."""
-    firsts = (
+    firsts = (  # constant SQL text, no input is interpolated
         "with firsts as (select distinct on (member_id) member_id, at from member_checkins"
         " where (geofence_id = $1 or mission_id = $2) and at >= $3 and at < $4"
         " order by member_id, at)")
-    attendees: int = await db.fetchval(firsts + " select count(*) from firsts",
+    attendees: int = await db.fetchval(firsts + " select count(*) from firsts",  # noqa: S608
                                        geofence_id, mission_id, start, end)
     rows = await db.fetch(
-        firsts + " select n.geofence_id, n.mission_id, n.district_code, count(*) as members"
+        firsts  # noqa: S608 - constant SQL text
+        + " select n.geofence_id, n.mission_id, n.district_code, count(*) as members"
         " from firsts f cross join lateral (select m.geofence_id, m.mission_id, m.district_code"
         "  from member_checkins m where m.member_id = f.member_id and m.at > f.at"
         "   and m.at <= f.at + make_interval(hours => $5)"

@@ -20,6 +20,9 @@ TokenType = Literal["access", "refresh", "member_qr"]
 ALLOWED_ALGORITHMS = ["HS256"]
 
 
+_SCOPE_PREFIX = {"member": "m", "merchant": "s", "admin": "a"}
+
+
 class Principal(msgspec.Struct, frozen=True):
     """Who is calling: a member, merchant staff (scoped to a merchant) or an admin (an org)."""
 
@@ -32,7 +35,7 @@ class Principal(msgspec.Struct, frozen=True):
     @property
     def scope(self) -> str:
         """Idempotency keys are scoped to the caller."""
-        return f"{self.role[0]}:{self.subject_id}"
+        return f"{_SCOPE_PREFIX[self.role]}:{self.subject_id}"
 
 
 def unauthorized(detail: str = "Missing or invalid access token") -> DomainError:

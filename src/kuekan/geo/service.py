@@ -69,3 +69,11 @@ async def nudge(redis: aioredis.Redis) -> None:
         await redis.publish(CATALOG_CHANNEL, b"1")
     except RedisError as exc:
         log.warning("redis_unavailable", op="catalog_nudge", error=str(exc))
+
+
+async def changed(app: Any) -> None:
+    """After an admin change commits: reload this process now, then nudge the others."""
+    catalog = getattr(app.state, "catalog", None)
+    if catalog is not None:
+        await catalog.refresh(app.state.pool)
+    await nudge(app.state.redis)

@@ -28,6 +28,8 @@ CHECKIN_KINDS = frozenset({"checkin", "event", "action"})
 MAX_COLLECTION_PLACES = 1_000
 MAX_CHAIN_STEPS = 50
 MAX_PURCHASE_TARGETS = 500
+MAX_MULTIPLIER = Decimal(10)
+MAX_SPEND_THB = Decimal(10_000_000)
 # Bounds the number of windows a venue code is checked against (grace_s / rotate_s + 1).
 MAX_VENUE_WINDOWS = 721
 VENUE_CODE_BYTES = 5  # 40 bits -> 8 base32 characters, easy to read off a screen.
@@ -184,6 +186,11 @@ def validate_spec(spec: MissionSpec) -> MissionSpec:
     if (spec.reward_multiplier is None) != (spec.reward_multiplier_days is None):
         raise invalid("reward_multiplier and reward_multiplier_days go together",
                       "ต้องระบุตัวคูณและจำนวนวันคู่กัน")
+    if spec.reward_multiplier is not None and not 1 <= spec.reward_multiplier <= MAX_MULTIPLIER:
+        raise invalid(f"reward_multiplier must be between 1 and {MAX_MULTIPLIER}",
+                      "ตัวคูณแต้มไม่ถูกต้อง")
+    if spec.min_spend_thb is not None and not 0 < spec.min_spend_thb <= MAX_SPEND_THB:
+        raise invalid(f"min_spend_thb must be > 0 and <= {MAX_SPEND_THB}", "ยอดซื้อขั้นต่ำไม่ถูกต้อง")
     _KIND_RULES[spec.kind](spec)
     return spec
 
@@ -204,7 +211,8 @@ def _event(spec: MissionSpec) -> None:
 
 def _action(spec: MissionSpec) -> None:
     if not spec.venue_code_required:
-        raise invalid("an action mission is confirmed by an organiser code: set venue_code_required",
+        raise invalid("an action mission is confirmed by an organiser code:"
+                      " set venue_code_required",
                       "ภารกิจกิจกรรมต้องยืนยันด้วยรหัสจากผู้จัด")
     _no_targets(spec)
 
@@ -248,7 +256,8 @@ def _no_targets(spec: MissionSpec) -> None:
 
 def _no_checkin_fields(spec: MissionSpec) -> None:
     if spec.geofence_id is not None or spec.venue_code_required:
-        raise invalid(f"a {spec.kind} mission completes by itself; it has no geofence or venue code",
+        raise invalid(f"a {spec.kind} mission completes by itself;"
+                      " it has no geofence or venue code",
                       "ภารกิจประเภทนี้ไม่มีรั้วพิกัดหรือรหัสสถานที่")
     if spec.recurrence != "once":
         raise invalid(f"a {spec.kind} mission completes once", "ภารกิจประเภทนี้ทำสำเร็จได้ครั้งเดียว")

@@ -35,8 +35,8 @@ class RewardsConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_config() -> RewardsConfig:
-    fields = RewardsConfig.__struct_fields__
-    raw = {f: os.environ[f"KUEKAN_{f.upper()}"] for f in fields if f"KUEKAN_{f.upper()}" in os.environ}
+    names = {f: f"KUEKAN_{f.upper()}" for f in RewardsConfig.__struct_fields__}
+    raw = {f: os.environ[env] for f, env in names.items() if env in os.environ}
     return msgspec.convert(raw, RewardsConfig, strict=False)
 
 
@@ -84,7 +84,8 @@ def verify_coupon(payload: str, keys: dict[str, str]) -> str | None:
 def purchase_points(purchase_thb: Decimal, thb_per_point: Decimal, min_spend_thb: Decimal,
                     multiplier: Decimal) -> int:
     """Earn rule: floor(THB / THB-per-point) x tier multiplier, floored; 0 below the minimum."""
-    assert thb_per_point > 0 and multiplier > 0
+    assert thb_per_point > 0
+    assert multiplier > 0
     if purchase_thb < min_spend_thb or purchase_thb <= 0:
         return 0
     base = (purchase_thb / thb_per_point).to_integral_value(rounding=ROUND_FLOOR)

@@ -68,7 +68,8 @@ async def update_reward(conn: asyncpg.Connection, reward_id: int, fields: dict[s
         args.append(stock_delta)
     if not sets:
         return bool(await conn.fetchval("select true from rewards where id = $1", reward_id))
-    status = await conn.execute(f"update rewards set {', '.join(sets)} where id = $1",
+    # Column names come from the fixed ``allowed`` set above, never from the caller.
+    status = await conn.execute(f"update rewards set {', '.join(sets)} where id = $1",  # noqa: S608
                                 reward_id, *args)
     return status.endswith(" 1")
 
@@ -80,7 +81,7 @@ async def get_reward(db: Db, reward_id: int) -> asyncpg.Record | None:
 async def list_rewards(db: Db, *, active_only: bool, merchant_id: int | None,
                        after_id: int | None, limit: int) -> list[asyncpg.Record]:
     return await db.fetch(
-        REWARD_COLUMNS + " where ($1 = false or r.status = 'active')"
+        REWARD_COLUMNS + " where ($1 = false or r.status = 'active')"  # noqa: S608
         " and ($2::bigint is null or exists (select 1 from reward_merchants x"
         "      where x.reward_id = r.id and x.merchant_id = $2))"
         " and ($3::bigint is null or r.id > $3) order by r.id limit $4",
@@ -176,3 +177,13 @@ async def purchase_progress_available(conn: asyncpg.Connection) -> bool:
     """Whether the missions' purchase progress function (migration 0004) is installed."""
     return bool(await conn.fetchval(
         "select to_regproc('kk_purchase_progress') is not null"))
+
+
+async def record_mission_completions(conn: asyncpg.Connection, merchant_id: int, day: dt.date,
+                                     member_id: int, done: list[dict[str, Any]]) -> None:
+    await conn.executemany(
+        "insert into merchant_mission_completions"
+        " (merchant_id, day, mission_id, mission_code, member_id, points)"
+        " values ($1, $2, $3, $4, $5, $6)",
+        [(merchant_id, day, int(d["mission_id"]), str(d.get("code", "")), member_id,
+          int(d.get("points", 0))) for d in done])

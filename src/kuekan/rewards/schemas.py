@@ -11,10 +11,20 @@ import msgspec
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Category = Literal["otop_product", "merchant_voucher", "public_service"]
-Thb = Annotated[Decimal, msgspec.Meta(ge=0, le=10_000_000)]
+THB_MAX = Decimal(10_000_000)
 Token = Annotated[str, msgspec.Meta(min_length=10, max_length=2000)]
 CouponCode = Annotated[str, msgspec.Meta(min_length=4, max_length=200)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+
+
+def check_thb(value: Decimal | None) -> None:
+    """Money: 0 < THB <= 10,000,000 with at most 2 places (msgspec cannot bound a Decimal)."""
+    if value is None:
+        return
+    if not value.is_finite() or not Decimal(0) < value <= THB_MAX:
+        raise ValueError("purchase_thb must be > 0 and <= 10000000")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError("purchase_thb has at most 2 decimal places")
 
 
 class RewardIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -104,16 +114,22 @@ class MemberQrOut(msgspec.Struct):
 
 class ScanIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     member_token: Token
-    purchase_thb: Thb | None = None
+    purchase_thb: Decimal | None = None
     coupon_code: CouponCode | None = None
+
+    def __post_init__(self) -> None:
+        check_thb(self.purchase_thb)
 
 
 class BatchItemIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     idempotency_key: Key
     member_token: Token
     scanned_at: dt.datetime
-    purchase_thb: Thb | None = None
+    purchase_thb: Decimal | None = None
     coupon_code: CouponCode | None = None
+
+    def __post_init__(self) -> None:
+        check_thb(self.purchase_thb)
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):

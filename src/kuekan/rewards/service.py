@@ -19,6 +19,7 @@ from kuekan.kit.clock import bangkok_day, utcnow
 from kuekan.ledger import repository as ledger_repo
 from kuekan.ledger.service import Ledger, Outcome
 from kuekan.logging import get_logger
+from kuekan.missions.hooks import record_purchase
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
 from kuekan.rewards.errors import err
@@ -184,8 +185,12 @@ class RewardsService:
                 conn, member_id=token.member_id, merchant_id=merchant_id, jti=token.jti,
                 points=points, day=day, member_cap=self.settings.member_daily_cap_points,
                 ref=ref, slices=self.settings.budget_slices)
-            body["missions"] = await self._record_purchase(conn, token.member_id, merchant,
-                                                           purchase_thb, day)
+            done = await self._record_purchase(conn, token.member_id, merchant, purchase_thb,
+                                               day)
+            if done:
+                await repo.record_mission_completions(conn, merchant_id, day, token.member_id,
+                                                      done)
+            body["missions"] = done
             return 201, body
 
         return await self.ledger.run(scope=scope, key=key, req_hash=req_hash, op=award,
@@ -199,8 +204,6 @@ class RewardsService:
             self._missions_hook = await repo.purchase_progress_available(conn)
             if not self._missions_hook:
                 return []
-        from kuekan.missions.hooks import record_purchase  # lazy: missions is optional here
-
         return await record_purchase(conn, member_id=member_id, merchant_id=merchant["id"],
                                      category=merchant["category"], amount_thb=amount_thb,
                                      day=day)

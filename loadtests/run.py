@@ -1,0 +1,359 @@
+"""One command: local stack + fixtures + a headless Locust scenario + check-ledger + a summary.
+
+    .venv/bin/python loadtests/run.py --scenario event_flood --duration 300
+    make loadtest SCENARIO=event_flood DURATION=300
+
+Steps (everything on 127.0.0.1; every process is started here and stopped by its PID):
+1. raise the open-files limit (soft -> hard), recreate the database ``kuekan_load`` (migrated),
+   flush Redis db /11, ``python -m kuekan seed`` (funders, merchants, CREATIVE_SPLASH, rewards);
+2. prepare fixtures: member tokens with ``python -m kuekan token --role member --line-sub-prefix
+   Uload- --count N``, one merchant-staff token per merchant, the event mission id, points
+   inside its geofence, the reward ids -> loadtests/reports/fixtures/;
+3. start the API (``kuekan serve --workers W --backlog 8192``) and the ARQ worker;
+4. run Locust headless (``--processes P``), CSV + HTML in loadtests/reports/;
+5. run ``python -m kuekan check-ledger`` and print per-endpoint RPS, p50/p95/p99, failures split
+   into intended refusals (409/403 business codes) and real errors, and the invariant results.
+Exit status: 0 only when there were no real errors and every invariant holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import asyncpg
+import httpx
+from stack import (
+    PY,
+    REDIS_BASE,
+    REPO,
+    Procs,
+    flush_redis_db,
+    free_port,
+    raise_nofile,
+    recreate_database,
+    stack_env,
+    start_api,
+)
+
+REPORTS = REPO / "loadtests" / "reports"
+FIX = REPORTS / "fixtures"
+API = "/api/v1"
+EVENT_MISSION = "CREATIVE_SPLASH"
+
+
+def parse_duration(s: str) -> int:
+    m = re.fullmatch(r"(\d+)\s*([smh]?)", s.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"bad duration {s!r} (e.g. 300, 90s, 5m)")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    res = subprocess.run([PY, "-m", "kuekan", *args], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=timeout, check=False)
+    if res.returncode != 0 and args[0] != "check-ledger":
+        raise SystemExit(f"kuekan {' '.join(args)} failed:\n{res.stderr[-3000:]}")
+    return res.stdout
+
+
+# --- fixtures -------------------------------------------------------------------------------
+def _find_geometry(obj: Any) -> dict[str, Any] | None:
+    """The first GeoJSON Polygon/MultiPolygon anywhere inside ``obj``."""
+    if isinstance(obj, dict):
+        if obj.get("type") in ("Polygon", "MultiPolygon") and "coordinates" in obj:
+            return obj
+        for v in obj.values():
+            g = _find_geometry(v)
+            if g:
+                return g
+    elif isinstance(obj, list):
+        for v in obj:
+            g = _find_geometry(v)
+            if g:
+                return g
+    elif isinstance(obj, str) and obj.lstrip().startswith("{"):
+        try:
+            return _find_geometry(json.loads(obj))
+        except ValueError:
+            return None
+    return None
+
+
+async def _db_geometry(dsn: str, mission: dict[str, Any]) -> dict[str, Any] | None:
+    """Fallback: read the mission's geofence row from the database, whatever its columns."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        gid = mission.get("geofence_id")
+        if gid is None:
+            gid = await conn.fetchval("select geofence_id from missions where code = $1",
+                                      EVENT_MISSION)
+        if gid is None:
+            return None
+        row = await conn.fetchrow("select * from geofences where id = $1", gid)
+        return _find_geometry({k: (v if not isinstance(v, bytes | memoryview) else None)
+                               for k, v in dict(row or {}).items()})
+    except asyncpg.PostgresError:
+        return None
+    finally:
+        await conn.close()
+
+
+def inside_points(geom: dict[str, Any], n: int = 2000) -> list[list[float]]:
+    from shapely.geometry import shape
+
+    g = shape(geom)
+    inner = g.buffer(-0.00015)  # ~15 m inside the edge: clearly "inside", not "edge"
+    if inner.is_empty:
+        inner = g
+    minx, miny, maxx, maxy = inner.bounds
+    rnd = random.Random(7)
+    pts: list[list[float]] = []
+    tries = 0
+    while len(pts) < n and tries < n * 200:
+        tries += 1
+        x, y = rnd.uniform(minx, maxx), rnd.uniform(miny, maxy)
+        if inner.covers(shape({"type": "Point", "coordinates": [x, y]})):
+            pts.append([round(y, 7), round(x, 7)])
+    if not pts:
+        p = g.representative_point()
+        pts = [[p.y, p.x]]
+    return pts
+
+
+async def prepare(env: dict[str, str], dsn: str, base: str, members: int, merchants: int,  # noqa: PLR0915 - one linear script
+                  ttl_s: int) -> dict[str, Any]:
+    FIX.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    toks = cli(env, "token", "--role", "member", "--line-sub-prefix", "Uload-",
+               "--count", str(members), "--ttl-s", str(ttl_s), timeout=600)
+    (FIX / "member_tokens.txt").write_text(toks)
+    admin = cli(env, "token", "--role", "admin", "--org", "pao", "--line-sub", "Uload-admin",
+                "--ttl-s", str(ttl_s)).strip()
+    print(f"  {members} member tokens in {time.perf_counter() - t0:.1f} s", flush=True)
+    summary: dict[str, Any] = {"mission_id": None, "inside": [], "reward_ids": []}
+    member_tok = toks.split("\n", 1)[0]
+    async with httpx.AsyncClient(base_url=base + API, timeout=30) as c:
+        # Merchants: create more through the API when it allows it, else use the seeded ones.
+        conn = await asyncpg.connect(dsn)
+        try:
+            mids = [r["id"] for r in await conn.fetch("select id from merchants order by id")]
+            funder = await conn.fetchval("select id from funders order by id limit 1")
+        finally:
+            await conn.close()
+        hdr = {"Authorization": f"Bearer {admin}"}
+        for i in range(len(mids), merchants):
+            r = await c.post("/admin/merchants", headers={**hdr, "Idempotency-Key": f"m{i}"},
+                             json={"name": f"Load shop {i}", "district_code": "3001",
+                                   "lat": 14.97 + i * 1e-4, "lon": 102.1, "category": "food",
+                                   "thb_per_point": 10, "funder_id": funder})
+            if r.status_code not in (200, 201):
+                print(f"  POST /admin/merchants -> {r.status_code}: using {len(mids)} seeded "
+                      "merchants", flush=True)
+                break
+            mids.append(r.json()["id"])
+        # One staff token per simulated merchant user, spread over the merchants.
+        os.environ["KUEKAN_DATABASE_URL"] = dsn
+        from kuekan.auth.tokens import Principal, TokenService
+        from kuekan.members import repository as members_repo
+        from kuekan.settings import load_settings
+
+        settings = load_settings()
+        ts = TokenService(settings)
+        conn = await asyncpg.connect(dsn)
+        mtoks = []
+        try:
+            for i in range(merchants if mids else 0):
+                mid = mids[i % len(mids)]
+                sub = f"Uload-staff-{i}"
+                sid = await members_repo.ensure_staff(conn, sub, "merchant", mid, None)
+                mtoks.append(ts.issue(Principal("merchant", sid, sub, merchant_id=mid),
+                                      ttl_s=ttl_s))
+        finally:
+            await conn.close()
+        (FIX / "merchant_tokens.txt").write_text("\n".join(mtoks) + "\n")
+        summary["merchants"] = len(set(mids))
+        # The event mission and points inside its fence.
+        r = await c.get("/missions", headers={"Authorization": f"Bearer {member_tok}"})
+        items = r.json().get("items", []) if r.status_code == 200 else []
+        mission = next((m for m in items if m.get("code") == EVENT_MISSION), None)
+        if mission is None:
+            print(f"  GET /missions -> {r.status_code}; mission {EVENT_MISSION} not found "
+                  "(check-ins will be refused or 404)", flush=True)
+            mission = {}
+        summary["mission_id"] = mission.get("id")
+        geom = _find_geometry(mission)
+        if geom is None and mission.get("geofence_id") is not None:
+            g = await c.get(f"/admin/geofences/{mission['geofence_id']}", headers=hdr)
+            geom = _find_geometry(g.json()) if g.status_code == 200 else None
+        if geom is None and mission:
+            geom = await _db_geometry(dsn, mission)
+        if geom is not None:
+            summary["inside"] = inside_points(geom)
+            gid = mission.get("geofence_id")
+            if gid is not None:
+                lat, lon = summary["inside"][0]
+                t = await c.post(f"/admin/geofences/{gid}/test", headers=hdr,
+                                 json={"lat": lat, "lon": lon, "accuracy_m": 10})
+                if t.status_code == 200:
+                    summary["fence_test"] = t.json()
+        r = await c.get("/rewards", headers={"Authorization": f"Bearer {member_tok}"})
+        if r.status_code == 200:
+            data = r.json()
+            items = data.get("items", data) if isinstance(data, dict) else data
+            summary["reward_ids"] = [it["id"] for it in items if isinstance(it, dict)
+                                     and "id" in it][:20]
+    (FIX / "fixtures.json").write_text(json.dumps(summary))
+    return summary
+
+
+# --- report ---------------------------------------------------------------------------------
+def summarise(prefix: Path) -> tuple[int, int]:
+    with open(f"{prefix}_stats.csv", newline="") as fh:
+        stats = list(csv.DictReader(fh))
+    fails: list[dict[str, str]] = []
+    if Path(f"{prefix}_failures.csv").exists():
+        with open(f"{prefix}_failures.csv", newline="") as fh:
+            fails = list(csv.DictReader(fh))
+    refusals: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    per_name_ref: dict[str, int] = {}
+    per_name_err: dict[str, int] = {}
+    for f in fails:
+        n = int(f["Occurrences"])
+        m = re.search(r"refusal (\d+) (\w+|\?)", f["Error"])
+        if m:
+            k = f"{m.group(1)} {m.group(2)}"
+            refusals[k] = refusals.get(k, 0) + n
+            per_name_ref[f["Name"]] = per_name_ref.get(f["Name"], 0) + n
+        else:
+            k = f"{f['Name']}: {f['Error'][:120]}"
+            errors[k] = errors.get(k, 0) + n
+            per_name_err[f["Name"]] = per_name_err.get(f["Name"], 0) + n
+    print(f"\n{'endpoint':34} {'reqs':>8} {'rps':>7} {'p50':>6} {'p95':>6} {'p99':>6} "
+          f"{'max':>6} {'refused':>8} {'errors':>7}")
+    total_req = total_err = 0
+    for s in stats:
+        name = s["Name"]
+        if name == "Aggregated":
+            continue
+        reqs = int(s["Request Count"])
+        total_req += reqs
+        total_err += per_name_err.get(name, 0)
+        print(f"{name[:34]:34} {reqs:8d} {float(s['Requests/s']):7.1f} {s['50%']:>6} "
+              f"{s['95%']:>6} {s['99%']:>6} {float(s['Max Response Time']):6.0f} "
+              f"{per_name_ref.get(name, 0):8d} {per_name_err.get(name, 0):7d}")
+    agg = next((s for s in stats if s["Name"] == "Aggregated"), None)
+    if agg:
+        print(f"{'ALL':34} {int(agg['Request Count']):8d} {float(agg['Requests/s']):7.1f} "
+              f"{agg['50%']:>6} {agg['95%']:>6} {agg['99%']:>6} "
+              f"{float(agg['Max Response Time']):6.0f}   (ms)")
+    print(f"\nintended refusals (409/403 business codes): {sum(refusals.values())}")
+    for k, n in sorted(refusals.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:8d}  {k}")
+    rate = 100.0 * total_err / total_req if total_req else 0.0
+    print(f"real errors (5xx, timeouts, connection errors, unexpected): {total_err} "
+          f"({rate:.3f} % of {total_req} requests; budget 0.1 %)")
+    for k, n in sorted(errors.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {n:8d}  {k}")
+    return total_req, total_err
+
+
+async def amain(args: argparse.Namespace) -> int:
+    nofile = raise_nofile(65536)
+    print(f"open files limit (soft): {nofile}", flush=True)
+    scenario = args.scenario
+    peak = args.users or {"event_flood": 10000, "merchant_peak": 500, "mixed_day": 2200}[scenario]
+    members = max(args.members or 0, peak, 2000)
+    processes = args.processes or (2 if peak > 3000 else 1)
+    dsn = await recreate_database(args.db)
+    redis_url = f"{REDIS_BASE}/{args.redis_db}"
+    await flush_redis_db(redis_url)
+    env = stack_env(dsn, redis_url, KUEKAN_WEB_WORKERS=str(args.workers))
+    print("seed:", cli(env, "seed").strip(), flush=True)
+    procs = Procs()
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    prefix = REPORTS / f"{scenario}_{stamp}"
+    try:
+        api, base = start_api(procs, env, port=free_port(), workers=args.workers,
+                              backlog=args.backlog, log=REPORTS / f"{scenario}_{stamp}_api.log")
+        worker = procs.start("worker", [PY, "-m", "kuekan", "worker"], env,
+                             REPORTS / f"{scenario}_{stamp}_worker.log")
+        print(f"API pid {api.pid} at {base} ({args.workers} workers, backlog {args.backlog}); "
+              f"worker pid {worker.pid}", flush=True)
+        fx = await prepare(env, dsn, base, members, args.merchants or 500,
+                           ttl_s=args.duration + 3600)
+        print(f"fixtures: mission {fx['mission_id']}, {len(fx['inside'])} inside points, "
+              f"{len(fx['reward_ids'])} rewards, {fx.get('merchants')} merchants; fence test "
+              f"{fx.get('fence_test')}", flush=True)
+        lenv = {**env, "KUEKAN_SCENARIO": scenario, "KUEKAN_LOAD_DIR": str(FIX),
+                "KUEKAN_DURATION_S": str(args.duration), "KUEKAN_PEAK_USERS": str(peak),
+                "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
+                "KUEKAN_LOCUST_PROCESSES": str(processes)}
+        argv = [PY, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
+                "--headless", "--host", base, "--processes", str(processes),
+                "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary",
+                "--stop-timeout", "10", "--loglevel", "WARNING"]
+        print("$", " ".join(argv[1:]), flush=True)
+        t0 = time.monotonic()
+        loc = procs.start("locust", argv, lenv, REPORTS / f"{scenario}_{stamp}_locust.log")
+        try:
+            loc.wait(timeout=args.duration + 180)
+        except subprocess.TimeoutExpired:
+            print("locust overran its bound; stopping it", flush=True)
+        procs.stop(loc, timeout=30)
+        print(f"locust finished in {time.monotonic() - t0:.0f} s (exit {loc.returncode})",
+              flush=True)
+        await asyncio.sleep(3)  # let the worker drain the outbox a little
+    finally:
+        procs.stop_all()
+    print(f"\n=== {scenario}: {peak} users peak, {args.duration} s, Locust processes "
+          f"{processes}, API workers {args.workers} ===")
+    total, errors = summarise(prefix)
+    print("\ninvariants (python -m kuekan check-ledger):")
+    out = cli(env, "check-ledger")
+    print("  " + out.strip().replace("\n", "\n  "))
+    ledger_ok = " 0 failed" in out
+    print(f"\nreports: {prefix}_stats.csv, {prefix}.html")
+    return 0 if ledger_ok and errors == 0 and total > 0 else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=["event_flood", "merchant_peak", "mixed_day"],
+                    default="event_flood")
+    ap.add_argument("--duration", type=parse_duration, default=300, help="seconds (or 5m)")
+    ap.add_argument("--users", type=int, default=None, help="peak users (scenario default)")
+    ap.add_argument("--ramp", type=int, default=120, help="event_flood ramp, seconds")
+    ap.add_argument("--members", type=int, default=None, help="member tokens to prepare")
+    ap.add_argument("--merchants", type=int, default=None, help="merchant staff (500)")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (2 for 2 cores)")
+    ap.add_argument("--backlog", type=int, default=8192)
+    ap.add_argument("--processes", type=int, default=None, help="Locust worker processes")
+    ap.add_argument("--db", default="kuekan_load")
+    ap.add_argument("--redis-db", type=int, default=11)
+    args = ap.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Agency use-cases: key checks and webhook delivery with signed bodies and retries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+
+from kuekan import metrics
+from kuekan.agencies import model
+from kuekan.agencies import repository as repo
+from kuekan.errors import DomainError
+from kuekan.kit.clock import utcnow
+from kuekan.logging import get_logger
+
+log = get_logger("kuekan.agencies")
+
+
+class Agency(msgspec.Struct, frozen=True):
+    key_id: int
+    agency: str
+    scopes: frozenset[str]
+
+
+def bad_key() -> DomainError:
+    return DomainError("invalid_api_key", 401, "Missing, unknown or revoked API key",
+                       "คีย์ API ไม่ถูกต้องหรือถูกยกเลิกแล้ว")
+
+
+def missing_scope(scope: str) -> DomainError:
+    return DomainError("api_key_scope_missing", 403, f"This API key lacks the {scope} scope",
+                       "คีย์ API นี้ไม่มีสิทธิ์สำหรับข้อมูลนี้")
+
+
+async def authenticate(pool: asyncpg.Pool, key: str | None) -> Agency:
+    if not key or len(key) > 200:
+        raise bad_key()
+    row = await repo.key_by_hash(pool, model.hash_key(key))
+    if row is None:
+        raise bad_key()
+    return Agency(key_id=row["id"], agency=row["agency"], scopes=frozenset(row["scopes"]))
+
+
+async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient,
+                      limit: int = model.DELIVERY_BATCH) -> dict[str, int]:
+    """Send due webhook deliveries once each; failures are retried with backoff, then given
+    up after ``DELIVERY_ATTEMPTS_MAX`` attempts. Receivers dedupe on ``X-KueKan-Delivery``."""
+    async with pool.acquire() as conn, conn.transaction():
+        due = await repo.claim_due(conn, limit, lease_s=model.DELIVERY_TIMEOUT_S * 6)
+    out = {"delivered": 0, "retry": 0, "failed": 0}
+    for d in due:
+        outcome = await _send(pool, client, d)
+        out[outcome] += 1
+        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
+    return out
+
+
+async def _send(pool: asyncpg.Pool, client: httpx.AsyncClient, d: asyncpg.Record) -> str:
+    body = msgspec.json.encode({**d["payload"], "delivery_id": d["id"]})
+    headers = {"Content-Type": "application/json",
+               model.SIGNATURE_HEADER: model.sign(d["secret"], body, int(time.time())),
+               "X-KueKan-Delivery": str(d["id"]), "X-KueKan-Event": d["topic"]}
+    status: int | None = None
+    error: str | None = None
+    try:
+        resp = await client.post(d["url"], content=body, headers=headers,
+                                 timeout=model.DELIVERY_TIMEOUT_S)
+        status = resp.status_code
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    ok = status is not None and model.delivered(status)
+    give_up = not ok and d["attempts"] >= model.DELIVERY_ATTEMPTS_MAX
+    retry_at = utcnow() + dt.timedelta(seconds=model.backoff_s(d["attempts"]))
+    await repo.mark(pool, d["id"], ok=ok, status=status,
+                    error=error or (None if ok else f"HTTP {status}"), give_up=give_up,
+                    retry_at=retry_at)
+    outcome = "delivered" if ok else "failed" if give_up else "retry"
+    log.info("webhook_attempt", delivery_id=d["id"], outcome=outcome, status=status,
+             attempt=d["attempts"])
+    return outcome
+
+
+def webhook_url_ok(url: str, env: str) -> bool:
+    """HTTPS only, except plain HTTP on loopback in dev and test (local fakes)."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return False
+    if u.scheme == "https" and u.host:
+        return True
+    return env in {"dev", "test"} and u.scheme == "http" and u.host in {"127.0.0.1", "localhost"}
+
+
+def key_out(row: asyncpg.Record) -> dict[str, Any]:
+    return {"id": row["id"], "agency": row["agency"], "prefix": row["prefix"],
+            "scopes": list(row["scopes"]), "created_at": row["created_at"],
+            "revoked_at": row["revoked_at"]}

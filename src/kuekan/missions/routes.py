@@ -1,0 +1,247 @@
+"""Mission routes: admin CRUD and venue codes, the member catalogue and progress, check-ins."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from kuekan.auth.guards import provide_admin, provide_member
+from kuekan.auth.tokens import Principal
+from kuekan.errors import DomainError, invalid
+from kuekan.geo.model import check_position, measure
+from kuekan.geo.routes import AdminGeofenceController
+from kuekan.ledger.service import Ledger
+from kuekan.logging import get_logger
+from kuekan.missions import model, service
+from kuekan.missions import repository as repo
+from kuekan.missions.model import Mission, MissionSpec
+from kuekan.missions.schemas import (
+    CheckinIn,
+    MissionIn,
+    MissionList,
+    MissionOut,
+    MissionPatch,
+    ProgressOut,
+    StepOut,
+    VenueCodeOut,
+)
+from kuekan.web import idempotency_key, outcome_response
+
+log = get_logger(__name__)
+
+_OUT_FIELDS = tuple(f for f in MissionOut.__struct_fields__
+                    if f not in {"distance_m", "budget_remaining_points"})
+
+
+def _out(m: Mission, *, distance_m: float | None = None,
+         budget_remaining: int | None = None) -> MissionOut:
+    return MissionOut(**{f: getattr(m, f) for f in _OUT_FIELDS}, distance_m=distance_m,
+                      budget_remaining_points=budget_remaining)
+
+
+def _code_taken() -> DomainError:
+    return DomainError("mission_code_taken", 409, "A mission with this code exists",
+                       "รหัสภารกิจนี้ถูกใช้แล้ว")
+
+
+async def _save_checked(request: Request[Any, Any, Any], spec: MissionSpec) -> MissionSpec:
+    model.validate_spec(spec)
+    await service.check_references(request.app.state.pool, spec)
+    return spec
+
+
+class AdminMissionController(Controller):
+    path = "/admin/missions"
+    dependencies = {"admin": Provide(provide_admin)}
+    tags = ["admin", "missions"]
+
+    @post("/", status_code=201)
+    async def create(self, request: Request[Any, Any, Any], admin: Principal,
+                     data: MissionIn) -> MissionOut:
+        state = request.app.state
+        spec = await _save_checked(request, msgspec.convert(msgspec.to_builtins(data),
+                                                            MissionSpec, strict=False))
+        async with state.pool.acquire() as conn:
+            try:
+                mission = await repo.insert(conn, spec, model.new_venue_secret(),
+                                            state.settings.budget_slices)
+            except asyncpg.UniqueViolationError:
+                raise _code_taken() from None
+        await service.changed(request.app)
+        log.info("mission_created", id=mission.id, kind=mission.kind, by=admin.scope)
+        return _out(mission, budget_remaining=spec.budget_points)
+
+    @get("/")
+    async def list(self, request: Request[Any, Any, Any], admin: Principal,
+                   kind: str | None = None) -> MissionList:
+        missions = await repo.all_missions(request.app.state.pool)
+        return MissionList(items=[_out(m) for m in missions if kind in (None, m.kind)])
+
+    @get("/{mission_id:int}")
+    async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
+                      mission_id: int) -> MissionOut:
+        pool = request.app.state.pool
+        mission = await repo.get(pool, mission_id)
+        if mission is None:
+            raise model.refusal("mission_not_found")
+        return _out(mission, budget_remaining=await repo.budget_remaining(pool, mission_id))
+
+    @patch("/{mission_id:int}")
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, mission_id: int,
+                     data: MissionPatch) -> MissionOut:
+        state = request.app.state
+        current = await repo.get(state.pool, mission_id)
+        if current is None:
+            raise model.refusal("mission_not_found")
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        status = changes.pop("status", current.status)
+        merged = {f: getattr(current, f) for f in MissionSpec.__struct_fields__} | changes
+        spec = await _save_checked(request, msgspec.convert(
+            msgspec.to_builtins(merged), MissionSpec, strict=False))
+        async with state.pool.acquire() as conn:
+            mission = await repo.update(conn, mission_id, spec, status,
+                                        state.settings.budget_slices)
+        assert mission is not None
+        await service.changed(request.app)
+        log.info("mission_updated", id=mission_id, fields=sorted(changes), by=admin.scope)
+        return _out(mission, budget_remaining=await repo.budget_remaining(state.pool, mission_id))
+
+    @delete("/{mission_id:int}", status_code=200)
+    async def disable(self, request: Request[Any, Any, Any], admin: Principal,
+                      mission_id: int) -> MissionOut:
+        pool = request.app.state.pool
+        if not await repo.set_status(pool, mission_id, "disabled"):
+            raise model.refusal("mission_not_found")
+        await service.changed(request.app)
+        mission = await repo.get(pool, mission_id)
+        assert mission is not None
+        log.info("mission_disabled", id=mission_id, by=admin.scope)
+        return _out(mission)
+
+    @get("/{mission_id:int}/venue-code")
+    async def venue_code(self, request: Request[Any, Any, Any], admin: Principal,
+                         mission_id: int) -> VenueCodeOut:
+        """The code to show on the venue's screen now; poll again at ``rotates_at``."""
+        mission = await repo.get(request.app.state.pool, mission_id)
+        if mission is None:
+            raise model.refusal("mission_not_found")
+        if not mission.venue_code_required:
+            raise DomainError("venue_code_not_used", 409, "This mission does not use venue codes",
+                              "ภารกิจนี้ไม่ได้ใช้รหัสสถานที่")
+        rotate = mission.venue_code_rotate_s
+        window = model.venue_window(time.time(), rotate)
+        return VenueCodeOut(
+            mission_id=mission.id, code=model.venue_code(mission.venue_secret, mission.id, window),
+            rotate_s=rotate, grace_s=mission.venue_code_grace_s,
+            valid_from=dt.datetime.fromtimestamp(window * rotate, dt.UTC),
+            rotates_at=dt.datetime.fromtimestamp((window + 1) * rotate, dt.UTC))
+
+
+class MissionsController(Controller):
+    path = "/missions"
+    dependencies = {"member": Provide(provide_member)}
+    tags = ["missions"]
+
+    @get("/")
+    async def list(self, request: Request[Any, Any, Any], member: Principal,
+                   lat: float | None = None, lon: float | None = None,
+                   kind: str | None = None,
+                   limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                   cursor: str | None = None) -> MissionList:
+        """Active missions; with ``lat``/``lon``, nearest first (0 m inside the fence)."""
+        catalog: service.Catalog = request.app.state.catalog
+        now = dt.datetime.now(dt.UTC)
+        active = [m for m in catalog.missions.values()
+                  if m.is_active(now) and kind in (None, m.kind)]
+        if (lat is None) != (lon is None):
+            raise invalid("give both lat and lon, or neither", "โปรดระบุทั้ง lat และ lon")
+        distances: dict[int, float | None] = {}
+        if lat is not None and lon is not None:
+            check_position(lat, lon)
+            for m in active:
+                fence = catalog.fences.index.get(m.geofence_id) if m.geofence_id else None
+                if fence is not None:
+                    where = measure(fence, lat, lon)
+                    distances[m.id] = 0.0 if where.inside else round(where.boundary_distance_m, 1)
+            active.sort(key=lambda m: (distances.get(m.id) is None, distances.get(m.id) or 0.0,
+                                       m.id))
+        offset = _offset(cursor)
+        page = active[offset:offset + limit]
+        nxt = str(offset + limit) if offset + limit < len(active) else None
+        return MissionList(items=[_out(m, distance_m=distances.get(m.id)) for m in page],
+                           next_cursor=nxt)
+
+    @get("/{mission_id:int}")
+    async def get_one(self, request: Request[Any, Any, Any], member: Principal,
+                      mission_id: int) -> MissionOut:
+        mission = await request.app.state.catalog.mission(request.app.state.pool, mission_id)
+        if mission is None or mission.status != "active":
+            raise model.refusal("mission_not_found")
+        return _out(mission)
+
+    @get("/{mission_id:int}/progress")
+    async def progress(self, request: Request[Any, Any, Any], member: Principal,
+                       mission_id: int) -> ProgressOut:
+        """The member's progress: completions; places for a collection; steps for a chain."""
+        pool = request.app.state.pool
+        mission = await request.app.state.catalog.mission(pool, mission_id)
+        if mission is None:
+            raise model.refusal("mission_not_found")
+        row = await repo.progress(pool, mission_id, member.subject_id)
+        out = ProgressOut(mission_id=mission_id, kind=mission.kind,
+                          completions=row["completions"] if row else 0,
+                          completed=bool(row and (row["completed_at"] or row["completions"])),
+                          completed_at=row["completed_at"] if row else None)
+        if mission.kind == "collection":
+            places = await repo.collected_places(pool, mission_id, member.subject_id)
+            out.places_required = mission.collection_required
+            out.places_collected = len(places)
+            out.collected_geofence_ids = places
+        if mission.kind == "chain" and mission.chain_steps:
+            done = await repo.completed_missions(pool, member.subject_id, mission.chain_steps)
+            out.steps = [StepOut(mission_id=s, completed=s in done,
+                                 unlocked=i == 0 or mission.chain_steps[i - 1] in done)
+                         for i, s in enumerate(mission.chain_steps)]
+        out.badges = [r["badge_code"] for r in await repo.badges(pool, member.subject_id)]
+        return out
+
+
+class CheckinController(Controller):
+    path = "/checkins"
+    dependencies = {"member": Provide(provide_member)}
+    tags = ["missions"]
+
+    @post("/", status_code=201)
+    async def checkin(self, request: Request[Any, Any, Any], member: Principal,
+                      data: CheckinIn) -> Response[Any]:
+        """Check in to a mission (Idempotency-Key required). 201 with the award, or a refusal:
+        outside_geofence, inaccurate_location, venue_code_invalid (403), mission_not_active,
+        already_completed, mission_budget_exhausted, daily_limit_reached (409),
+        member_on_hold (403)."""
+        key = idempotency_key(request)
+        state = request.app.state
+        ledger: Ledger = state.ledger
+        checkins = service.Checkins(ledger, state.catalog)
+        outcome = await checkins.checkin(scope=member.scope, member_id=member.subject_id,
+                                         key=key, data=data)
+        return outcome_response(outcome)
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise invalid("cursor is not valid", "cursor ไม่ถูกต้อง")
+    return int(cursor)
+
+
+# Registered in kuekan.app.DOMAIN_ROUTES.
+MISSIONS_ROUTES: list[Any] = [AdminGeofenceController, AdminMissionController, MissionsController,
+                              CheckinController]

@@ -1,0 +1,142 @@
+"""Worker jobs of the outbox: handle one row, the relay tick, orphan recovery, startup.
+
+``WORKER_FUNCTIONS``, ``WORKER_CRON`` and ``startup`` are what kuekan.worker registers; they
+include the fraud and notification jobs, so the worker module needs three lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from arq import cron
+from arq.worker import Retry, func
+
+from kuekan.fraud.service import HANDLERS as FRAUD_HANDLERS
+from kuekan.logging import get_logger
+from kuekan.notify import jobs as notify_jobs
+from kuekan.outbox import relay
+from kuekan.outbox import repository as repo
+from kuekan.outbox.handlers import PROBE_TOPIC, Event, Handler, HandlerContext, probe
+from kuekan.outbox.queue import ArqQueue, backoff_s
+from kuekan.settings import Settings, get_settings
+
+log = get_logger("kuekan.outbox")
+
+
+def _registry() -> dict[str, list[Handler]]:
+    out: dict[str, list[Handler]] = {PROBE_TOPIC: [probe]}
+    for part in (FRAUD_HANDLERS, notify_jobs.HANDLERS):
+        for topic, handlers in part.items():
+            out.setdefault(topic, []).extend(handlers)
+    return out
+
+
+TOPIC_HANDLERS = _registry()
+
+
+async def process(pool: asyncpg.Pool, settings: Settings, outbox_id: int, job_try: int) -> str:
+    """Run the row's handlers and record it processed, in one transaction, at most once."""
+    async with pool.acquire() as conn, conn.transaction():
+        await repo.lock_row(conn, outbox_id)
+        row = await repo.get_row(conn, outbox_id)
+        if row is None:
+            return "missing"
+        if not await repo.mark_processed(conn, outbox_id):
+            return "duplicate"
+        ev = Event(id=row["id"], topic=row["topic"], member_id=row["member_id"],
+                   payload=row["payload"] if isinstance(row["payload"], dict) else {},
+                   created_at=row["created_at"], redrives=row["redrives"])
+        ctx = HandlerContext(settings=settings, job_try=job_try)
+        for handler in TOPIC_HANDLERS.get(row["topic"], []):
+            await handler(ctx, conn, ev)
+    return "done"
+
+
+async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
+    """The job of one outbox row: process it, retry with backoff, dead-letter at the cap."""
+    settings: Settings = ctx["settings"]
+    job_try = int(ctx.get("job_try", 1))
+    try:
+        status = await process(ctx["pool"], settings, outbox_id, job_try)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        if job_try >= settings.outbox_max_tries:
+            row = await repo.get_row(ctx["pool"], outbox_id)
+            await repo.dead_letter(ctx["pool"], outbox_id, row["topic"] if row else "?", error,
+                                   job_try)
+            log.exception("outbox_dead_lettered", outbox_id=outbox_id, error=error, tries=job_try)
+            return "dead"
+        delay = backoff_s(job_try, settings.outbox_retry_base_s, settings.outbox_retry_cap_s)
+        log.warning("outbox_retry", outbox_id=outbox_id, error=error, try_=job_try,
+                    defer_s=round(delay, 3))
+        raise Retry(defer=delay) from exc
+    if status == "done" and "queue" in ctx:
+        await notify_jobs.enqueue_for_outbox(ctx["pool"], ctx["queue"], outbox_id)
+    return status
+
+
+async def outbox_tick(ctx: dict[str, Any]) -> int:
+    """Cron, every second: a bounded relay pass (the safety net of the relay loop)."""
+    settings: Settings = ctx["settings"]
+    n = await relay.relay_pass(ctx["pool"], ctx["queue"], settings.outbox_batch_size)
+    await relay.observe_backlog(ctx["pool"])
+    return n
+
+
+async def outbox_sweep(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: re-run rows whose job was lost or whose worker died; re-send stuck messages."""
+    settings: Settings = ctx["settings"]
+    counts = await relay.recover_orphans(ctx["pool"], ctx["queue"],
+                                         settings.outbox_orphan_after_s,
+                                         settings.outbox_sweep_limit)
+    counts["messages"] = await notify_jobs.enqueue_stuck(ctx["pool"], ctx["queue"],
+                                                         settings.outbox_orphan_after_s)
+    return counts
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Worker startup: the queue, outside-service clients, orphan recovery, the relay loop."""
+    settings: Settings = ctx["settings"]
+    ctx["queue"] = ArqQueue(ctx["redis"])
+    notify_jobs.open_clients(ctx)
+    await outbox_sweep(ctx)
+    ctx["relay_task"] = asyncio.create_task(relay.relay_forever(
+        ctx["pool"], ctx["queue"], settings.outbox_batch_size, settings.outbox_poll_interval_s))
+
+
+def tz_safe(crons: list[Any]) -> list[Any]:
+    """Guard every cron against an ARQ 0.25 bug that kills the worker.
+
+    ``arq.cron.next_cron`` returns a naive ``datetime(year + 1, 1, 1)`` (or month + 1) when a
+    schedule rolls over a year or month, and the worker's next heartbeat crashes comparing it
+    with an aware one. The arithmetic was done in the worker's timezone, so re-attaching that
+    timezone is exact.
+    """
+    for job in crons:
+        original = job.calculate_next
+
+        def calculate_next(prev: Any, _original: Any = original, _job: Any = job) -> None:
+            _original(prev)
+            if _job.next_run is not None and _job.next_run.tzinfo is None and prev.tzinfo:
+                _job.next_run = _job.next_run.replace(tzinfo=prev.tzinfo)
+
+        job.calculate_next = calculate_next
+    return crons
+
+
+_settings = get_settings()
+WORKER_FUNCTIONS: list[Any] = [
+    # ARQ's own try cap sits above ours so a row is always dead-lettered, never dropped.
+    func(handle_outbox, name="handle_outbox", timeout=_settings.outbox_job_timeout_s,
+         max_tries=_settings.outbox_max_tries + 1),
+    func(notify_jobs.deliver_message, name="deliver_message", timeout=120,
+         max_tries=_settings.outbox_max_tries + 1),
+    outbox_tick, outbox_sweep, *notify_jobs.CRON_FUNCTIONS,
+]
+WORKER_CRON: list[Any] = [
+    cron(outbox_tick, second=set(range(60)), timeout=30),
+    cron(outbox_sweep, second={5, 25, 45}, timeout=60),
+    *notify_jobs.cron_jobs(_settings),
+]

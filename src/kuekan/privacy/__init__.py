@@ -1,0 +1,1 @@
+"""PDPA: consent with time and version, data export, erasure by pseudonymisation."""

@@ -1,0 +1,237 @@
+"""Rewards routes: catalogue, redemptions and coupons (members), scans (merchants), admin CRUD."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import segno
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
+from kuekan.auth.tokens import Principal
+from kuekan.errors import DomainError
+from kuekan.pagination import page_limit, parse_cursor
+from kuekan.rewards import model
+from kuekan.rewards import repository as repo
+from kuekan.rewards.errors import err
+from kuekan.rewards.schemas import (
+    BatchIn,
+    BatchOut,
+    CouponList,
+    CouponOut,
+    MemberQrOut,
+    MerchantPin,
+    RedeemIn,
+    RewardIn,
+    RewardList,
+    RewardOut,
+    RewardPatch,
+    ScanIn,
+)
+from kuekan.rewards.service import RewardsService
+from kuekan.web import idempotency_key, outcome_response
+
+QrFormat = Annotated[Literal["svg", "png"], Parameter(query="format")]
+
+
+def rewards_service(request: Request[Any, Any, Any]) -> RewardsService:
+    """One service per process, made on first use from the app's ledger and token service."""
+    state = request.app.state
+    svc: RewardsService | None = getattr(state, "rewards_service", None)
+    if svc is None:
+        svc = RewardsService(state.ledger, state.tokens, state.settings, model.load_config())
+        state.rewards_service = svc
+    return svc
+
+
+def _reward_out(row: asyncpg.Record) -> RewardOut:
+    pins = [MerchantPin(**m) for m in row["merchants"]]
+    return RewardOut(
+        id=row["id"], name=row["name_th"], name_en=row["name_en"], category=row["category"],
+        cost_points=row["cost_points"], stock=row["stock"],
+        per_member_limit=row["per_member_limit"], coupon_valid_days=row["coupon_valid_days"],
+        min_tier=row["min_tier"], funder_id=row["funder_id"], status=row["status"],
+        merchant_ids=[p.id for p in pins], merchants=pins)
+
+
+async def _list(request: Request[Any, Any, Any], *, active_only: bool, merchant_id: int | None,
+                limit: int | None, cursor: str | None) -> RewardList:
+    n = page_limit(request.app.state.settings, limit)
+    rows = await repo.list_rewards(request.app.state.pool, active_only=active_only,
+                                   merchant_id=merchant_id, after_id=parse_cursor(cursor), limit=n)
+    items = [_reward_out(r) for r in rows]
+    return RewardList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+
+
+class RewardsMemberController(Controller):
+    """The member's side: browse, redeem, show coupons and the member QR."""
+
+    path = "/"
+    dependencies = {"me": Provide(provide_member)}
+    tags = ["member"]
+
+    @get("/rewards")
+    async def catalogue(self, request: Request[Any, Any, Any], me: Principal,
+                        merchant_id: int | None = None, limit: int | None = None,
+                        cursor: str | None = None) -> RewardList:
+        """Active rewards, each with the partner merchants (lat/lon) where it can be used."""
+        return await _list(request, active_only=True, merchant_id=merchant_id, limit=limit,
+                           cursor=cursor)
+
+    @post("/redemptions", status_code=201)
+    async def redeem(self, request: Request[Any, Any, Any], me: Principal,
+                     data: RedeemIn) -> Response[Any]:
+        key = idempotency_key(request)
+        return outcome_response(await rewards_service(request).redeem(me, key, data))
+
+    @get("/me/qr")
+    async def member_qr(self, request: Request[Any, Any, Any], me: Principal) -> MemberQrOut:
+        """A short-lived signed token for the merchant to scan; never the raw member id."""
+        state = request.app.state
+        now = dt.datetime.now(dt.UTC)
+        token = state.tokens.issue(Principal("member", me.subject_id, me.line_sub),
+                                   typ="member_qr", now=now.timestamp())
+        return MemberQrOut(token=token,
+                           expires_at=now + dt.timedelta(seconds=state.settings.member_qr_ttl_s))
+
+    @get("/me/coupons")
+    async def coupons(self, request: Request[Any, Any, Any], me: Principal,
+                      limit: int | None = None, cursor: str | None = None) -> CouponList:
+        svc = rewards_service(request)
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.member_coupons(svc.pool, me.subject_id, parse_cursor(cursor), n)
+        items = [CouponOut(id=r["id"], code=r["code"],
+                           coupon_qr=svc.coupon_qr(r["code"], r["expires_at"]),
+                           reward_id=r["reward_id"], reward_name=r["reward_name"],
+                           points=r["points"], status=r["status"], expires_at=r["expires_at"],
+                           created_at=r["created_at"],
+                           redeemed_merchant_id=r["redeemed_merchant_id"],
+                           merchant_ids=list(r["merchant_ids"])) for r in rows]
+        return CouponList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+
+    @get("/me/coupons/{coupon_id:int}/qr")
+    async def coupon_qr_image(self, request: Request[Any, Any, Any], me: Principal,
+                              coupon_id: int,
+                              fmt: QrFormat = "svg") -> Response[bytes]:
+        svc = rewards_service(request)
+        row = await repo.member_coupon(svc.pool, me.subject_id, coupon_id)
+        if row is None:
+            raise err("coupon_not_found")
+        qr = segno.make(svc.coupon_qr(row["code"], row["expires_at"]), error="m")
+        buf = io.BytesIO()
+        qr.save(buf, kind=fmt, scale=8, border=2)
+        media = "image/svg+xml" if fmt == "svg" else "image/png"
+        return Response(content=buf.getvalue(), media_type=media)
+
+
+class MerchantScanController(Controller):
+    """The merchant app's one QR scan: award by purchase or redeem a coupon; offline batches."""
+
+    path = "/merchant/scans"
+    dependencies = {"staff": Provide(provide_merchant)}
+    tags = ["merchant"]
+
+    @post("/", status_code=201)
+    async def scan(self, request: Request[Any, Any, Any], staff: Principal,
+                   data: ScanIn) -> Response[Any]:
+        key = idempotency_key(request)
+        return outcome_response(await rewards_service(request).scan(staff, key, data))
+
+    @post("/batch", status_code=200)
+    async def batch(self, request: Request[Any, Any, Any], staff: Principal,
+                    data: BatchIn) -> BatchOut:
+        """Per-item results; each item has its own key, so replaying the batch changes nothing."""
+        return BatchOut(items=await rewards_service(request).batch(staff, data))
+
+
+class AdminRewardsController(Controller):
+    """Reward catalogue CRUD for admins."""
+
+    path = "/admin/rewards"
+    dependencies = {"admin": Provide(provide_admin)}
+    tags = ["admin"]
+
+    @post("/", status_code=201)
+    async def create(self, request: Request[Any, Any, Any], admin: Principal,
+                     data: RewardIn) -> RewardOut:
+        pool = request.app.state.pool
+        ids = sorted(set(data.merchant_ids))
+        if await repo.known_merchants(pool, ids) != set(ids):
+            raise err("unknown_merchants")
+        if data.min_tier is not None and not await repo.known_tier(pool, data.min_tier):
+            raise err("unknown_tier")
+        async with pool.acquire() as conn:
+            try:
+                rid = await repo.create_reward(
+                    conn, name_th=data.name, name_en=data.name_en or data.name,
+                    category=data.category, cost_points=data.cost_points, stock=data.stock,
+                    per_member_limit=data.per_member_limit,
+                    coupon_valid_days=data.coupon_valid_days, min_tier=data.min_tier,
+                    funder_id=data.funder_id, merchant_ids=ids)
+            except asyncpg.ForeignKeyViolationError:
+                raise DomainError("funder_not_found", 422, "Unknown funder_id",
+                                  "ไม่พบผู้สนับสนุนแต้ม") from None
+            row = await repo.get_reward(conn, rid)
+        assert row is not None
+        return _reward_out(row)
+
+    @get("/")
+    async def list(self, request: Request[Any, Any, Any], admin: Principal,
+                   merchant_id: int | None = None, limit: int | None = None,
+                   cursor: str | None = None) -> RewardList:
+        return await _list(request, active_only=False, merchant_id=merchant_id, limit=limit,
+                           cursor=cursor)
+
+    @get("/{reward_id:int}")
+    async def get(self, request: Request[Any, Any, Any], admin: Principal,
+                  reward_id: int) -> RewardOut:
+        row = await repo.get_reward(request.app.state.pool, reward_id)
+        if row is None:
+            raise err("reward_not_found")
+        return _reward_out(row)
+
+    @patch("/{reward_id:int}")
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, reward_id: int,
+                     data: RewardPatch) -> RewardOut:
+        pool = request.app.state.pool
+        fields: dict[str, Any] = {"name_th": data.name, "name_en": data.name_en,
+                                  "per_member_limit": data.per_member_limit,
+                                  "coupon_valid_days": data.coupon_valid_days,
+                                  "status": data.status}
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if data.merchant_ids is not None:
+            ids = sorted(set(data.merchant_ids))
+            if await repo.known_merchants(pool, ids) != set(ids):
+                raise err("unknown_merchants")
+        async with pool.acquire() as conn, conn.transaction():
+            try:
+                found = await repo.update_reward(conn, reward_id, fields, data.stock_delta)
+            except asyncpg.CheckViolationError:
+                raise err("stock_negative") from None
+            if not found:
+                raise err("reward_not_found")
+            if data.merchant_ids is not None:
+                await repo.set_reward_merchants(conn, reward_id, sorted(set(data.merchant_ids)))
+            row = await repo.get_reward(conn, reward_id)
+        assert row is not None
+        return _reward_out(row)
+
+    @delete("/{reward_id:int}", status_code=200)
+    async def retire(self, request: Request[Any, Any, Any], admin: Principal,
+                     reward_id: int) -> RewardOut:
+        """Retire (never delete: coupons refer to it); issued coupons stay valid."""
+        pool = request.app.state.pool
+        async with pool.acquire() as conn:
+            if not await repo.update_reward(conn, reward_id, {"status": "retired"}, None):
+                raise err("reward_not_found")
+            row = await repo.get_reward(conn, reward_id)
+        assert row is not None
+        return _reward_out(row)
+
+
+ROUTES = [RewardsMemberController, MerchantScanController, AdminRewardsController]

@@ -1,0 +1,91 @@
+"""Outbox jobs: exactly-once handlers, retries with backoff, dead letters, re-drive, relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from arq.worker import Retry
+
+from kuekan.outbox import relay
+from kuekan.outbox.jobs import handle_outbox
+from kuekan.outbox.queue import backoff_s
+from tests.integration.workers.conftest import add_outbox
+
+
+async def effects(pool: asyncpg.Pool, oid: int) -> int:
+    return int(await pool.fetchval(
+        "select count(*) from ops_probe_effects where outbox_id = $1", oid))
+
+
+async def test_a_job_delivered_twice_has_one_effect(ctx: dict[str, Any],
+                                                    pool: asyncpg.Pool) -> None:
+    oid = await add_outbox(pool, "ops.probe", {})
+    assert await handle_outbox(ctx, oid) == "done"
+    assert await handle_outbox({**ctx, "job_try": 2}, oid) == "duplicate"
+    assert await effects(pool, oid) == 1
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    delays = [backoff_s(t, 1.0, 30.0) for t in range(1, 10)]
+    assert 0.8 <= delays[0] <= 1.2
+    assert 3.2 <= delays[2] <= 4.8
+    assert max(delays) <= 30.0
+    assert delays[-1] >= 24.0
+
+
+async def test_failing_job_retries_then_dead_letters_and_redrive_completes_it(
+        ctx: dict[str, Any], pool: asyncpg.Pool, http: httpx.AsyncClient, world: Any) -> None:
+    oid = await add_outbox(pool, "ops.probe", {"fail_until_redrive": True})
+    max_tries = ctx["settings"].outbox_max_tries
+    for attempt in range(1, max_tries):
+        with pytest.raises(Retry):
+            await handle_outbox({**ctx, "job_try": attempt}, oid)
+    assert await handle_outbox({**ctx, "job_try": max_tries}, oid) == "dead"
+    assert await effects(pool, oid) == 0
+    admin = await world.admin()
+    dead = (await http.get("/admin/outbox/dead", headers=admin)).json()["items"]
+    row = next(d for d in dead if d["outbox_id"] == oid)
+    assert row["attempts"] == max_tries and "ProbeFailedError" in row["error"]
+
+    r = await http.post(f"/admin/outbox/dead/{oid}/redrive", headers=admin)
+    assert r.status_code == 202, r.text
+    again = await http.post(f"/admin/outbox/dead/{oid}/redrive", headers=admin)
+    assert again.status_code == 404
+    # The re-driven row is unrelayed again, under a fresh job id.
+    assert await pool.fetchval("select relayed_at is null and redrives = 1 from outbox"
+                               " where id = $1", oid)
+    assert await handle_outbox(ctx, oid) == "done"
+    assert await effects(pool, oid) == 1
+    assert await pool.fetchval("select count(*) from audit_log where action = 'outbox.redrive'"
+                               " and subject = $1", f"outbox:{oid}") == 1
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.jobs: dict[str, tuple[Any, ...]] = {}
+
+    async def enqueue(self, function: str, *args: Any, job_id: str,
+                      defer_s: float | None = None) -> bool:
+        new = job_id not in self.jobs
+        self.jobs.setdefault(job_id, args)
+        return new
+
+    async def enqueue_many(self, function: str, items: list[tuple[str, tuple[Any, ...]]]) -> int:
+        return sum([await self.enqueue(function, *a, job_id=j) for j, a in items])
+
+    async def recover(self, function: str, *args: Any, job_id: str) -> Any:
+        return "queued"
+
+
+async def test_relay_gives_each_row_one_job_named_after_it(pool: asyncpg.Pool) -> None:
+    ids = [await add_outbox(pool, "ops.noop", {"n": i}) for i in range(25)]
+    queue = RecordingQueue()
+    while await relay.relay_once(pool, queue, 10):
+        pass
+    for oid in ids:
+        assert queue.jobs[f"outbox:{oid}"] == (oid,)
+    assert await pool.fetchval("select count(*) from outbox where id = any($1::bigint[])"
+                               " and relayed_at is null", ids) == 0
