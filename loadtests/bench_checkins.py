@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -48,20 +49,29 @@ LAT, LON = 14.9745, 102.0990
 POINTS = 10
 
 
-async def seed(dsn: str, http_members: int, pg_members: int) -> dict[str, object]:
+class Seeded(NamedTuple):
+    http_mission: int
+    pg_mission: int
+    tokens: list[str]
+    pg_min: int
+    pg_count: int
+
+
+async def seed(dsn: str, http_members: int, pg_members: int) -> Seeded:
     os.environ["KUEKAN_DATABASE_URL"] = dsn
+    import datetime as dt
+
     from kuekan.auth.tokens import Principal, TokenService
     from kuekan.db.pool import _init_connection
+    from kuekan.geo import repository as geo_repo
+    from kuekan.geo.service import geometry_json
     from kuekan.ledger import repository as ledger_repo
     from kuekan.members import repository as members_repo
     from kuekan.missions import model
     from kuekan.missions import repository as repo
     from kuekan.missions.model import MissionSpec
     from kuekan.missions.seed import disc
-    from kuekan.geo import repository as geo_repo
-    from kuekan.geo.service import geometry_json
     from kuekan.settings import load_settings
-    import datetime as dt
 
     settings = load_settings()
     conn = await asyncpg.connect(dsn)
@@ -99,12 +109,21 @@ async def seed(dsn: str, http_members: int, pg_members: int) -> dict[str, object
     http_ids = ids[:http_members]
     toks = [tokens.issue(Principal("member", i, f"Uchk-http-{n}"), ttl_s=3600)
             for n, i in enumerate(http_ids)]
-    return {"missions": missions, "tokens": toks, "http_ids": http_ids,
-            "pg_min": min(pg_ids), "pg_count": len(pg_ids)}
+    return Seeded(missions[0], missions[1], toks, min(pg_ids), len(pg_ids))
+
+
+class HttpResult(NamedTuple):
+    elapsed: float
+    acked: int
+    statuses: dict[int, int]
+    rps: float
+    p50: float
+    p95: float
+    p99: float
 
 
 async def http_checkins(base: str, mission: int, tokens: list[str], conc: int,
-                        run_id: str) -> dict[str, object]:
+                        run_id: str) -> HttpResult:
     host, port = base.removeprefix("http://").split(":")
     lat: list[float] = []
     statuses: dict[int, int] = {}
@@ -144,8 +163,8 @@ async def http_checkins(base: str, mission: int, tokens: list[str], conc: int,
     await asyncio.gather(*(client() for _ in range(conc)))
     elapsed = time.perf_counter() - t0
     lat.sort()
-    return {"elapsed": elapsed, "acked": acked, "statuses": statuses, "rps": acked / elapsed,
-            "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)}
+    return HttpResult(elapsed, acked, statuses, acked / elapsed, pct(lat, 50), pct(lat, 95),
+                      pct(lat, 99))
 
 
 def run_pgbench(db: str, clients: int, seconds: int, mission: int, minid: int,
@@ -202,8 +221,7 @@ async def main() -> int:
     warm = min(1000, args.n // 10)
     t0 = time.perf_counter()
     seeded = await seed(dsn, args.n + warm, args.pgbench_members)
-    http_mission, pg_mission = seeded["missions"]  # type: ignore[misc]
-    tokens: list[str] = seeded["tokens"]  # type: ignore[assignment]
+    http_mission, pg_mission, tokens = seeded.http_mission, seeded.pg_mission, seeded.tokens
     print(f"seeded in {time.perf_counter() - t0:.1f} s", flush=True)
     logdir = REPO / "loadtests" / "reports"
     logdir.mkdir(parents=True, exist_ok=True)
@@ -219,18 +237,18 @@ async def main() -> int:
         procs.stop_all()
     print(f"\nHTTP  POST /api/v1/checkins at one event geofence  N={args.n} C={args.c} "
           f"workers={args.workers}")
-    print(f"  check-ins/s {res['rps']:8.0f}  ({res['acked']} in {res['elapsed']:.1f} s)")
-    print(f"  latency p50 {res['p50'] * 1000:6.1f} ms  p95 {res['p95'] * 1000:6.1f} ms  "
-          f"p99 {res['p99'] * 1000:6.1f} ms   statuses {res['statuses']}", flush=True)
+    print(f"  check-ins/s {res.rps:8.0f}  ({res.acked} in {res.elapsed:.1f} s)")
+    print(f"  latency p50 {res.p50 * 1000:6.1f} ms  p95 {res.p95 * 1000:6.1f} ms  "
+          f"p99 {res.p99 * 1000:6.1f} ms   statuses {res.statuses}", flush=True)
     pg = run_pgbench(args.db, args.c, args.pgbench_seconds, pg_mission,
-                     seeded["pg_min"], seeded["pg_count"])  # type: ignore[arg-type]
+                     seeded.pg_min, seeded.pg_count)
     print(f"\npgbench  kk_checkin_idem  c={args.c} j=2 T={args.pgbench_seconds}s")
     print(f"  TPS {pg['tps']:8.0f}   latency avg {pg['avg_ms']:.2f} ms   "
           f"transactions {pg['done']:.0f}")
     print(f"\nRATIO  HTTP check-ins/s / pgbench TPS = "
-          f"{res['rps'] / pg['tps']:.2f}")  # type: ignore[operator]
+          f"{res.rps / pg['tps']:.2f}")
     awarded, dup, checks = await verify(dsn, http_mission)
-    print(f"ledger: HTTP acknowledged {res['acked']} (+warm-up), awarded {awarded},"
+    print(f"ledger: HTTP acknowledged {res.acked} (+warm-up), awarded {awarded},"
           f" duplicated members {dup}")
     for c in checks:
         print("  " + c)

@@ -98,7 +98,7 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def pool(database: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(settings, min_size=2, max_size=40)
+    p = await create_pool(settings, min_size=1, max_size=15)
     yield p
     await p.close()
 

@@ -400,8 +400,10 @@ begin
         'period', v_period, 'completed', v_completed);
     insert into outbox (topic, member_id, payload) values ('checkin.completed', p_member,
         v_body || jsonb_build_object('member_id', p_member, 'funder_id', m.funder_id,
-                                     'accuracy_m', p_accuracy, 'lat', p_lat, 'lon', p_lon,
-                                     'device_id', p_device, 'at', now()));
+                                     'geofence_id', m.geofence_id, 'kind', m.kind,
+                                     'event', m.kind = 'event', 'accuracy_m', p_accuracy,
+                                     'lat', p_lat, 'lon', p_lon, 'device_id', p_device,
+                                     'at', now()));
     perform kk_idem_store(p_scope, p_key, 201, v_body);
     return jsonb_build_object('status', 201, 'body', v_body, 'hash', p_hash, 'replay', false);
 end $$;

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from kuekan import metrics
 from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
 from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsController
+from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
 from kuekan.auth.routes import AuthController
 from kuekan.auth.tokens import TokenService
@@ -189,7 +190,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],
-        middleware=[request_id_middleware, prometheus.middleware, rate_limit_middleware],
+        middleware=[request_id_middleware, prometheus.middleware, rate_limit_middleware,
+                    audit_middleware],
         exception_handlers={
             DomainError: domain_error_handler,
             ValidationException: validation_handler,

@@ -18,6 +18,7 @@ from kuekan.analytics.jobs import analytics_consume
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.logging import configure_logging, get_logger
+from kuekan.missions import jobs as missions_jobs
 from kuekan.outbox import jobs as outbox_jobs
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
@@ -83,6 +84,8 @@ CRON: list[Any] = [
 ]
 JOBS += rewards_jobs.JOBS
 CRON += rewards_jobs.CRON
+JOBS += missions_jobs.JOBS
+CRON += missions_jobs.CRON
 # Analytics rollups and agency webhooks every 5 s (both bounded per run, both idempotent).
 JOBS += [analytics_consume, deliver_webhooks]
 CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),

@@ -86,7 +86,8 @@ async def merchant_counts(conn: Conn, merchant_id: int, at: dt.datetime,
         "select count(*) filter (where at > $2::timestamptz - make_interval(secs => $3)) as recent,"
         " count(*) filter (where at <= $2::timestamptz - make_interval(secs => $3)) as baseline"
         " from fraud_awards where merchant_id = $1 and kind = 'award'"
-        " and at > $2::timestamptz - make_interval(secs => $3) - make_interval(days => $4) and at <= $2",
+        " and at > $2::timestamptz - make_interval(secs => $3) - make_interval(days => $4)"
+        " and at <= $2",
         merchant_id, at, window_s, baseline_days)
     assert row is not None
     return int(row["recent"]), int(row["baseline"])

@@ -12,12 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from kuekan.settings import get_settings
 
 
-async def record_purchase(conn: asyncpg.Connection, *, member_id: int, merchant_id: int,
-                          category: str, amount_thb: Decimal, day: dt.date) -> list[dict[str, Any]]:
+async def record_purchase(
+    conn: asyncpg.Connection | PoolConnectionProxy, *, member_id: int, merchant_id: int,
+    category: str, amount_thb: Decimal, day: dt.date,
+) -> list[dict[str, Any]]:
     """Progress the member's ``purchase`` missions for one scan; return what it completed.
 
     One SQL call (``kk_purchase_progress``, migration 0004). Each mission is completed at most

@@ -139,6 +139,10 @@ async def deliver_message(ctx: dict[str, Any], message_id: int) -> str:
         raise Retry(defer=delay) from exc
 
 
+PLANNING_TOPICS = frozenset({"broadcast.requested", "mission.created", "mission.published",
+                             "otp.requested"})
+
+
 async def enqueue_for_outbox(pool: asyncpg.Pool, queue: JobQueue, outbox_id: int) -> int:
     ids = await repo.pending_for_outbox(pool, outbox_id)
     return await queue.enqueue_many(DELIVER_JOB, [(f"notify:{i}", (i,)) for i in ids])

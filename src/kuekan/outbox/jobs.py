@@ -36,22 +36,23 @@ def _registry() -> dict[str, list[Handler]]:
 TOPIC_HANDLERS = _registry()
 
 
-async def process(pool: asyncpg.Pool, settings: Settings, outbox_id: int, job_try: int) -> str:
+async def process(pool: asyncpg.Pool, settings: Settings, outbox_id: int,
+                  job_try: int) -> tuple[str, str | None]:
     """Run the row's handlers and record it processed, in one transaction, at most once."""
     async with pool.acquire() as conn, conn.transaction():
         await repo.lock_row(conn, outbox_id)
         row = await repo.get_row(conn, outbox_id)
         if row is None:
-            return "missing"
+            return "missing", None
         if not await repo.mark_processed(conn, outbox_id):
-            return "duplicate"
+            return "duplicate", row["topic"]
         ev = Event(id=row["id"], topic=row["topic"], member_id=row["member_id"],
                    payload=row["payload"] if isinstance(row["payload"], dict) else {},
                    created_at=row["created_at"], redrives=row["redrives"])
         ctx = HandlerContext(settings=settings, job_try=job_try)
         for handler in TOPIC_HANDLERS.get(row["topic"], []):
             await handler(ctx, conn, ev)
-    return "done"
+    return "done", row["topic"]
 
 
 async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
@@ -59,7 +60,7 @@ async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
     settings: Settings = ctx["settings"]
     job_try = int(ctx.get("job_try", 1))
     try:
-        status = await process(ctx["pool"], settings, outbox_id, job_try)
+        status, topic = await process(ctx["pool"], settings, outbox_id, job_try)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if job_try >= settings.outbox_max_tries:
@@ -72,7 +73,8 @@ async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
         log.warning("outbox_retry", outbox_id=outbox_id, error=error, try_=job_try,
                     defer_s=round(delay, 3))
         raise Retry(defer=delay) from exc
-    if status == "done" and "queue" in ctx:
+    if status == "done" and topic in notify_jobs.PLANNING_TOPICS and "queue" in ctx:
+        # Deliveries run as their own jobs; a crash right here is covered by the sweep.
         await notify_jobs.enqueue_for_outbox(ctx["pool"], ctx["queue"], outbox_id)
     return status
 

@@ -34,7 +34,8 @@ def inside_point(code: str) -> tuple[float, float]:
 
 
 def geojson(geom: Polygon | MultiPolygon) -> dict[str, Any]:
-    return json.loads(json.dumps(mapping(geom)))
+    out: dict[str, Any] = json.loads(json.dumps(mapping(geom)))
+    return out
 
 
 async def create_fence(http: httpx.AsyncClient, admin: dict[str, str], name: str,

@@ -133,8 +133,8 @@ async def test_invalid_geometry_is_refused_or_repaired(http: httpx.AsyncClient,
                                                        world: World) -> None:
     admin = await world.admin()
     r = await http.post("/admin/geofences", headers=admin, json={
-        "name": "open ring", "geometry": {"type": "Polygon", "coordinates": [[[102, 15], [102.1, 15],
-                                                                              [102.1, 15.1]]]}})
+        "name": "open ring",
+        "geometry": {"type": "Polygon", "coordinates": [[[102, 15], [102.1, 15], [102.1, 15.1]]]}})
     assert r.status_code == 422
     bowtie = {"type": "Polygon", "coordinates": [[[102, 15], [102.01, 15.01], [102.01, 15],
                                                   [102, 15.01], [102, 15]]]}

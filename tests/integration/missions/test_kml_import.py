@@ -15,20 +15,24 @@ MY_MAPS_KML = b"""<?xml version="1.0" encoding="UTF-8"?>
       <name>Thao Suranari Monument</name>
       <description>Ya Mo</description>
       <Polygon><outerBoundaryIs><LinearRing><coordinates>
-        102.0990,14.9740,0 102.1018,14.9740,0 102.1018,14.9762,0 102.0990,14.9762,0 102.0990,14.9740,0
+        102.0990,14.9740,0 102.1018,14.9740,0
+        102.1018,14.9762,0 102.0990,14.9762,0 102.0990,14.9740,0
       </coordinates></LinearRing></outerBoundaryIs>
       <innerBoundaryIs><LinearRing><coordinates>
-        102.1000,14.9748,0 102.1004,14.9748,0 102.1004,14.9752,0 102.1000,14.9752,0 102.1000,14.9748,0
+        102.1000,14.9748,0 102.1004,14.9748,0
+        102.1004,14.9752,0 102.1000,14.9752,0 102.1000,14.9748,0
       </coordinates></LinearRing></innerBoundaryIs></Polygon>
     </Placemark>
     <Placemark>
       <name>Phimai two parts</name>
       <MultiGeometry>
         <Polygon><outerBoundaryIs><LinearRing><coordinates>
-          102.4920,15.2200,0 102.4950,15.2200,0 102.4950,15.2230,0 102.4920,15.2230,0 102.4920,15.2200,0
+          102.4920,15.2200,0 102.4950,15.2200,0
+          102.4950,15.2230,0 102.4920,15.2230,0 102.4920,15.2200,0
         </coordinates></LinearRing></outerBoundaryIs></Polygon>
         <Polygon><outerBoundaryIs><LinearRing><coordinates>
-          102.5000,15.2300,0 102.5020,15.2300,0 102.5020,15.2320,0 102.5000,15.2320,0 102.5000,15.2300,0
+          102.5000,15.2300,0 102.5020,15.2300,0
+          102.5020,15.2320,0 102.5000,15.2320,0 102.5000,15.2300,0
         </coordinates></LinearRing></outerBoundaryIs></Polygon>
         <Point><coordinates>102.49,15.22,0</coordinates></Point>
       </MultiGeometry>

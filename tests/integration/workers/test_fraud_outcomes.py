@@ -27,12 +27,14 @@ async def award(http: httpx.AsyncClient, admin: dict[str, str], member: int, fun
     return int(r.json()["transfer_id"])
 
 
-async def teleport(ctx: dict[str, Any], member: int, transfer_id: int, points: int) -> int:
+async def teleport(ctx: dict[str, Any], member: int, transfer_id: int, points: int,
+                   minutes_ago: float = 0) -> int:
     """A check-in pair 78 km apart in 10 minutes; the second one awarded ``transfer_id``."""
     await run_event(ctx, "checkin.completed", {"lat": KORAT[0], "lon": KORAT[1],
-                                               "accuracy_m": 9.0, "at": ago(20)}, member)
+                                               "accuracy_m": 9.0, "at": ago(minutes_ago + 20)},
+                    member)
     await run_event(ctx, "checkin.completed", {
-        "lat": PAK_CHONG[0], "lon": PAK_CHONG[1], "accuracy_m": 7.0, "at": ago(10),
+        "lat": PAK_CHONG[0], "lon": PAK_CHONG[1], "accuracy_m": 7.0, "at": ago(minutes_ago + 10),
         "points_awarded": points, "transfer_id": transfer_id, "decision": "inside"}, member)
     review = await ctx["pool"].fetchval(
         "select r.id from fraud_reviews r join fraud_alerts a on a.id = r.alert_id"
@@ -95,7 +97,7 @@ async def test_third_strike_bans_the_member(
     member, _ = await world.member()
     for strike in (1, 2, 3):
         tid = await award(http, admin, member, funder, 10)
-        review = await teleport(ctx, member, tid, 10)
+        review = await teleport(ctx, member, tid, 10, minutes_ago=(3 - strike) * 60)
         r = await http.post(f"/admin/fraud/reviews/{review}/reject", headers=admin, json={})
         assert r.json()["strikes"] == strike
         expected = "banned" if strike == 3 else "active"
