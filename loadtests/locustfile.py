@@ -6,8 +6,9 @@ during it) come from the directory KUEKAN_LOAD_DIR:
 
 * ``member_tokens.txt``   one member JWT per line (``python -m kuekan token --role member
   --line-sub-prefix Uload- --count N``)
-* ``merchant_tokens.txt`` one merchant-staff JWT per line (one per merchant)
-* ``fixtures.json``       {"mission_id", "inside": [[lat, lon], ...], "reward_ids": [...]}
+* ``merchant_tokens.txt`` "merchant_id<TAB>JWT" per line, one per simulated shop staff
+* ``fixtures.json``       {"mission_id", "inside": [[lat, lon], ...], "reward_ids": [...],
+  "reward_merchants": {reward_id: [merchant ids where its coupon is accepted]}}
 
 Failures are labelled so the runner can split them: ``refusal <status> <code>`` for intended
 business refusals (409/403 with a problem code), ``error ...`` for everything else (5xx,
@@ -43,7 +44,9 @@ def _lines(name: str) -> list[str]:
 
 
 MEMBER_TOKENS = _lines("member_tokens.txt")
-MERCHANT_TOKENS = _lines("merchant_tokens.txt")
+# "merchant_id<TAB>token" per line (a bare token is accepted too).
+MERCHANT_TOKENS = [(int(ln.split("\t")[0]), ln.split("\t")[1]) if "\t" in ln else (0, ln)
+                   for ln in _lines("merchant_tokens.txt")]
 FIXTURES: dict[str, Any] = (json.loads((LOAD_DIR / "fixtures.json").read_text())
                             if (LOAD_DIR / "fixtures.json").exists() else {})
 
@@ -187,8 +190,12 @@ class MerchantStaff(KueKanUser):
     wait_time = between(2, 8)
 
     def on_start(self) -> None:
-        self.merchant_token = random.choice(MERCHANT_TOKENS) if MERCHANT_TOKENS else ""
+        self.merchant_id, self.merchant_token = (random.choice(MERCHANT_TOKENS)
+                                                 if MERCHANT_TOKENS else (0, ""))
         self.coupons: list[tuple[str, str]] = []
+        # Rewards whose coupons this shop takes: its customers redeem those at the till.
+        where = FIXTURES.get("reward_merchants") or {}
+        self.rewards_here = [int(r) for r, mids in where.items() if self.merchant_id in mids]
 
     def member_qr(self, member_token: str) -> str | None:
         data = self.get(f"{API}/me/qr", member_token, "GET /me/qr")
@@ -204,7 +211,7 @@ class MerchantStaff(KueKanUser):
                        {"member_token": qr, "purchase_thb": random.choice([60, 120, 250, 480])},
                        "POST /merchant/scans (award)")
         if random.random() < REDEEM_SHARE:
-            ids = reward_ids(self, member)
+            ids = self.rewards_here
             if ids:
                 red = self.post_idem(f"{API}/redemptions", member,
                                      {"reward_id": random.choice(ids)}, "POST /redemptions")

@@ -164,7 +164,16 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
                       "merchants", flush=True)
                 break
             mids.append(r.json()["id"])
-        # One staff token per simulated merchant user, spread over the merchants.
+        # Rewards and the merchants where each can be used (coupon scans must go there).
+        r = await c.get("/rewards", headers={"Authorization": f"Bearer {member_tok}"})
+        items = r.json().get("items", []) if r.status_code == 200 else []
+        rewards = {it["id"]: it.get("merchant_ids") or [] for it in items
+                   if isinstance(it, dict) and "id" in it}
+        summary["reward_ids"] = list(rewards)[:20]
+        summary["reward_merchants"] = {str(k): v for k, v in rewards.items()}
+        reward_mids = sorted({m for v in rewards.values() for m in v if m in set(mids)})
+        # One staff token per simulated merchant user ("merchant_id<TAB>token" per line); one
+        # in five works at a shop that takes coupons, the rest spread over all merchants.
         os.environ["KUEKAN_DATABASE_URL"] = dsn
         from kuekan.auth.tokens import Principal, TokenService
         from kuekan.members import repository as members_repo
@@ -176,11 +185,12 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
         mtoks = []
         try:
             for i in range(merchants if mids else 0):
-                mid = mids[i % len(mids)]
+                pool = reward_mids if (reward_mids and i % 5 == 0) else mids
+                mid = pool[(i // 5 if pool is reward_mids else i) % len(pool)]
                 sub = f"Uload-staff-{i}"
                 sid = await members_repo.ensure_staff(conn, sub, "merchant", mid, None)
-                mtoks.append(ts.issue(Principal("merchant", sid, sub, merchant_id=mid),
-                                      ttl_s=ttl_s))
+                tok = ts.issue(Principal("merchant", sid, sub, merchant_id=mid), ttl_s=ttl_s)
+                mtoks.append(f"{mid}\t{tok}")
         finally:
             await conn.close()
         (FIX / "merchant_tokens.txt").write_text("\n".join(mtoks) + "\n")
@@ -209,12 +219,6 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
                                  json={"lat": lat, "lon": lon, "accuracy_m": 10})
                 if t.status_code == 200:
                     summary["fence_test"] = t.json()
-        r = await c.get("/rewards", headers={"Authorization": f"Bearer {member_tok}"})
-        if r.status_code == 200:
-            data = r.json()
-            items = data.get("items", data) if isinstance(data, dict) else data
-            summary["reward_ids"] = [it["id"] for it in items if isinstance(it, dict)
-                                     and "id" in it][:20]
     (FIX / "fixtures.json").write_text(json.dumps(summary))
     return summary
 

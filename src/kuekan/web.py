@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Request, Response
 
+from kuekan import metrics
 from kuekan.idempotency import validate_key
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ def idempotency_key(request: Request[Any, Any, Any]) -> str:
 def outcome_response(outcome: Outcome) -> Response[Any]:
     """The stored or fresh response, with ``Idempotent-Replayed: true`` on a replay."""
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    if outcome.replayed:
+        metrics.REPLAYS.inc()
     media = PROBLEM_JSON if outcome.status >= 400 else "application/json"
     return Response(content=outcome.body, status_code=outcome.status, headers=headers,
                     media_type=media)

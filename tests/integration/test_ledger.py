@@ -275,3 +275,23 @@ async def test_funder_budget_is_enforced_across_slices(
                                  " where funder_id = $1", funder)
     assert issued == 30 * len(ok) <= 500
     assert len(ok) == 500 // 30  # slices never strand budget: every award that fits is made
+
+
+async def test_metrics_count_awards_and_replays(http: httpx.AsyncClient, world: World,
+                                                api_url: str) -> None:
+    def value(text: str, name: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    before = (await http.get(f"{api_url}/metrics")).text
+    member_id, _ = await world.member()
+    funder = await world.funder()
+    admin = await world.admin()
+    headers = admin | idem()
+    body = {"member_id": member_id, "points": 3, "funder_id": funder, "reason": "metrics"}
+    assert (await http.post("/admin/awards", headers=headers, json=body)).status_code == 201
+    assert (await http.post("/admin/awards", headers=headers, json=body)).status_code == 201
+    after = (await http.get(f"{api_url}/metrics")).text
+    assert value(after, "kuekan_awards_total") == value(before, "kuekan_awards_total") + 1
+    assert value(after, "kuekan_idempotent_replays_total") == (
+        value(before, "kuekan_idempotent_replays_total") + 1)

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from kuekan import cache
+from kuekan import cache, metrics
 from kuekan.errors import DomainError
 from kuekan.idempotency import Gate, LimitCheck, Replay, Stored, resolve_stored
 from kuekan.kit.clock import bangkok_day
@@ -104,6 +104,8 @@ class Ledger:
             await self.gate.abort(scope, key, points, checks, drop_key=False)
             return await self._replayed(scope, key, req_hash, res)
         await self.gate.finish(scope, key, req_hash, res["status"], res["body"])
+        metrics.AWARDS.labels(kind).inc()
+        metrics.AWARDED_POINTS.labels(kind).inc(points)
         return Outcome(res["status"], res["body"])
 
     # Any other operation -----------------------------------------------------------------
