@@ -147,6 +147,13 @@ select f.id, f.code, f.name, f.org, f.budget_points,
 """
 
 
+async def funder_budget(db: asyncpg.Pool | asyncpg.Connection, funder_id: int) -> int | None:
+    """The funder's budget (None: no cap, or no such funder) without the liability sums."""
+    budget: int | None = await db.fetchval("select budget_points from funders where id = $1",
+                                           funder_id)
+    return budget
+
+
 async def get_funder(db: asyncpg.Pool | asyncpg.Connection,
                      funder_id: int) -> asyncpg.Record | None:
     return await db.fetchrow(FUNDER_VIEW + " where f.id = $1", funder_id)

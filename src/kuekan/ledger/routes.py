@@ -71,8 +71,7 @@ class AdminLedgerController(Controller):
         ref = {"reason": data.reason, "by": admin.scope, "org": admin.org}
         h = request_hash(data)
         if data.points > 0:
-            funder = await repo.get_funder(ledger.pool, data.funder_id)
-            budget_total = funder["budget_points"] if funder else None
+            budget_total = await repo.funder_budget(ledger.pool, data.funder_id)
             outcome = await ledger.award(
                 scope=admin.scope, key=key, req_hash=h, member_id=data.member_id,
                 funder_id=data.funder_id, points=data.points, kind="adjust",
