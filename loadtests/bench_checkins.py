@@ -174,8 +174,8 @@ def run_pgbench(db: str, clients: int, seconds: int, mission: int, minid: int,
             "-f", str(REPO / "loadtests" / "pgbench" / "checkin.sql"),
             "-D", f"minid={minid}", "-D", f"count={count}", "-D", f"mission={mission}", db]
     print("$", " ".join(argv), flush=True)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60,
-                         check=False).stdout
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=seconds + 60, check=False).stdout
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     avg = re.search(r"latency average = ([\d.]+) ms", out)
     done = re.search(r"number of transactions actually processed: (\d+)", out)

@@ -46,6 +46,7 @@ from stack import (
     recreate_database,
     stack_env,
     start_api,
+    tree_cpu,
 )
 
 REPORTS = REPO / "loadtests" / "reports"
@@ -223,6 +224,18 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
     return summary
 
 
+def machine_cpu(since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(busy, total) core-seconds from /proc/stat, absolute or since an earlier reading."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = (vals[3] + vals[4]) / tick
+    total = sum(vals[:8]) / tick
+    busy = total - idle
+    if since is None:
+        return busy, total
+    return busy - since[0], total - since[1]
+
+
 # --- report ---------------------------------------------------------------------------------
 def summarise(prefix: Path) -> tuple[int, int]:
     with open(f"{prefix}_stats.csv", newline="") as fh:
@@ -275,7 +288,7 @@ def summarise(prefix: Path) -> tuple[int, int]:
     return total_req, total_err
 
 
-async def amain(args: argparse.Namespace) -> int:
+async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear script
     nofile = raise_nofile(65536)
     print(f"open files limit (soft): {nofile}", flush=True)
     scenario = args.scenario
@@ -313,11 +326,25 @@ async def amain(args: argparse.Namespace) -> int:
                 "--stop-timeout", "10", "--loglevel", "WARNING"]
         print("$", " ".join(argv[1:]), flush=True)
         t0 = time.monotonic()
+        cpu0 = {"api": tree_cpu(api.pid), "worker": tree_cpu(worker.pid)}
+        box0 = machine_cpu()
         loc = procs.start("locust", argv, lenv, REPORTS / f"{scenario}_{stamp}_locust.log")
-        try:
-            loc.wait(timeout=args.duration + 180)
-        except subprocess.TimeoutExpired:
+        locust_cpu = 0.0
+        deadline = time.monotonic() + args.duration + 180
+        while loc.poll() is None and time.monotonic() < deadline:
+            locust_cpu = max(locust_cpu, tree_cpu(loc.pid))  # its children exit with it
+            await asyncio.sleep(2)
+        if loc.poll() is None:
             print("locust overran its bound; stopping it", flush=True)
+        wall = time.monotonic() - t0
+        used = {"API": tree_cpu(api.pid) - cpu0["api"],
+                "ARQ worker": tree_cpu(worker.pid) - cpu0["worker"], "Locust": locust_cpu}
+        box_busy, box_total = machine_cpu(box0)
+        print(f"CPU during the run ({wall:.0f} s wall, {os.cpu_count()} cores = "
+              f"{box_total:.0f} core-s): " + ", ".join(f"{k} {v:.0f}" for k, v in used.items())
+              + f", everything else (PostgreSQL, Redis, other users of the box) "
+              f"{max(0.0, box_busy - sum(used.values())):.0f}, idle "
+              f"{max(0.0, box_total - box_busy):.0f} core-s", flush=True)
         procs.stop(loc, timeout=30)
         print(f"locust finished in {time.monotonic() - t0:.0f} s (exit {loc.returncode})",
               flush=True)

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -114,15 +115,18 @@ async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
 def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``kuekan serve`` on a free loopback port; return the process and its base URL."""
     port = _free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server process
     env = {**os.environ, "KUEKAN_RATE_LIMITS": "off", **(env_extra or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kuekan", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # stderr goes to a file: a pipe nobody reads would block a chatty server.
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            log.seek(0)
+            err = log.read().decode(errors="replace")
             raise RuntimeError(f"API server exited early:\n{err[-3000:]}")
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

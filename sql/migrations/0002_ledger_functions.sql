@@ -56,12 +56,14 @@ begin
     if not exists (select 1 from budget_slices where budget_key = p_key) then
         return true;
     end if;
-    -- Slow path: spread the take over all slices under locks taken in slice order.
+    -- Slow path: lock every slice in slice order, then decide on what the locks protect,
+    -- so a concurrent take can never make the spread fall short.
+    perform 1 from budget_slices where budget_key = p_key order by slice for update;
     if (select sum(remaining) from budget_slices where budget_key = p_key) < p_amount then
         return false;
     end if;
     for r in select slice, remaining from budget_slices where budget_key = p_key
-              order by slice for update
+              order by slice
     loop
         v_take := least(r.remaining, v_left);
         if v_take > 0 then
@@ -71,9 +73,6 @@ begin
         end if;
         exit when v_left = 0;
     end loop;
-    if v_left > 0 then
-        raise exception 'budget_race' using errcode = '40001';
-    end if;
     return true;
 end $$;
 

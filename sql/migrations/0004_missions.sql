@@ -372,21 +372,21 @@ begin
     perform kk_mission_take(m.id, p_member, v_period,
                             case when m.recurrence = 'once' then 1 else m.per_member_cap end);
     v_points := kk_mission_points(m.points, m.multiplier_eligible, p_member, v_member.tier);
-    insert into checkins (member_id, mission_id, geofence_id, lat, lon, accuracy_m, distance_to_edge_m,
-                          decision, risk_flag, device_id, status, points)
-    values (p_member, m.id, m.geofence_id, p_lat, p_lon, p_accuracy, p_distance, p_decision, p_risk,
-            p_device, 'accepted', v_points)
-    returning id into v_cid;
+    -- Award first, then the check-in row with its transfer id: one insert, no update.
     if v_points > 0 then
         select * into r from kk_award(p_member, m.funder_id, v_points, 'award', p_day, p_member_cap,
             null, array['funder:' || m.funder_id, 'mission:' || m.id],
-            jsonb_build_object('idem', p_scope || ':' || p_key, 'mission_id', m.id, 'checkin_id', v_cid),
+            jsonb_build_object('idem', p_scope || ':' || p_key, 'mission_id', m.id),
             true, p_slices);
-        update checkins set transfer_id = r.transfer_id where id = v_cid;
     else
         select mb.posted as balance, mb.posted - mb.reserved as available, null::bigint as transfer_id
           into r from member_balances mb where mb.member_id = p_member;
     end if;
+    insert into checkins (member_id, mission_id, geofence_id, lat, lon, accuracy_m, distance_to_edge_m,
+                          decision, risk_flag, device_id, status, points, transfer_id)
+    values (p_member, m.id, m.geofence_id, p_lat, p_lon, p_accuracy, p_distance, p_decision, p_risk,
+            p_device, 'accepted', v_points, r.transfer_id)
+    returning id into v_cid;
     insert into mission_completions (mission_id, member_id, period, points, transfer_id, checkin_id)
     values (m.id, p_member, v_period, v_points, r.transfer_id, v_cid);
     v_completed := kk_mission_progress(p_member, m.id,

@@ -96,10 +96,19 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     return _problem(exc.status_code, code, str(exc.detail), th, request)
 
 
+# Failures a retry with the same Idempotency-Key can get past: 503, never a 500.
+TRANSIENT_ERRORS = (
+    asyncpg.exceptions.SerializationError, asyncpg.DeadlockDetectedError,
+    asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError,
+    asyncpg.InternalClientError, asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.QueryCanceledError,
+    RedisError, OSError, TimeoutError,
+)
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, asyncpg.exceptions.SerializationError | asyncpg.DeadlockDetectedError
-                  | asyncpg.exceptions.ConnectionDoesNotExistError | RedisError
-                  | asyncpg.exceptions.InterfaceError | OSError | TimeoutError):
+    if isinstance(exc, TRANSIENT_ERRORS):
         log.warning("transient_failure", error=type(exc).__name__, path=request.url.path)
         return _problem(503, "temporarily_unavailable",
                         "Temporarily unavailable; retry with the same Idempotency-Key",
@@ -190,7 +199,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],
-        middleware=[request_id_middleware, prometheus.middleware, rate_limit_middleware,
+        # The rate-limit middleware is left out entirely when limits are off (load tests).
+        middleware=[request_id_middleware, prometheus.middleware,
+                    *([rate_limit_middleware] if settings.rate_limits else []),
                     audit_middleware],
         exception_handlers={
             DomainError: domain_error_handler,

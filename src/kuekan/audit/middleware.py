@@ -21,6 +21,14 @@ AUDITED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_HASH_BYTES_MAX = 10 * 1024 * 1024
 
 
+def _principal(scope: Any) -> Any:
+    """The caller the route's auth dependency resolved: the guards cache it in the request
+    state (``scope["state"]``); a few routes put it on the scope itself."""
+    state = scope.get("state")
+    principal = state.get("kk_principal") if isinstance(state, dict) else None
+    return principal if principal is not None else scope.get("kk_principal")
+
+
 def audit_middleware(app: Any) -> Any:
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") not in AUDITED_METHODS:
@@ -41,7 +49,7 @@ def audit_middleware(app: Any) -> Any:
             await send(message)
 
         await app(scope, hashing_receive, capture_send)
-        principal = scope.get("kk_principal")
+        principal = _principal(scope)
         role = getattr(principal, "role", None)
         if role not in ("admin", "merchant"):
             return

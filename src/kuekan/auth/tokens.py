@@ -18,6 +18,7 @@ TokenType = Literal["access", "refresh", "member_qr"]
 # Our own tokens are HS256 only: "none", RS/ES and anything else is refused before any key is
 # looked at, so an attacker cannot pick the algorithm (HS/ES confusion).
 ALLOWED_ALGORITHMS = ["HS256"]
+PRINCIPAL_CACHE_MAX = 50_000
 
 
 _SCOPE_PREFIX = {"member": "m", "merchant": "s", "admin": "a"}
@@ -52,6 +53,7 @@ class TokenService:
         self._kid = settings.jwt_active_kid
         self._issuer = settings.jwt_issuer
         self._settings = settings
+        self._cache: dict[str, tuple[Principal, float]] = {}
 
     def issue(self, principal: Principal, typ: TokenType = "access",
               ttl_s: int | None = None, now: float | None = None,
@@ -99,8 +101,16 @@ class TokenService:
         return claims
 
     def principal(self, token: str) -> Principal:
+        """Verify an access token; verified tokens are cached until they expire."""
+        hit = self._cache.get(token)
+        if hit is not None and hit[1] > time.time():
+            return hit[0]
         claims = self.decode(token, "access")
-        return principal_from_claims(claims)
+        principal = principal_from_claims(claims)
+        if len(self._cache) >= PRINCIPAL_CACHE_MAX:
+            self._cache.clear()  # bounded; a cold cache only costs a signature check
+        self._cache[token] = (principal, float(claims["exp"]))
+        return principal
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import Parameter
 
+from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, invalid
@@ -229,8 +230,15 @@ class CheckinController(Controller):
         state = request.app.state
         ledger: Ledger = state.ledger
         checkins = service.Checkins(ledger, state.catalog)
-        outcome = await checkins.checkin(scope=member.scope, member_id=member.subject_id,
-                                         key=key, data=data)
+        try:
+            outcome = await checkins.checkin(scope=member.scope, member_id=member.subject_id,
+                                             key=key, data=data)
+        except DomainError as err:
+            metrics.CHECKINS.labels(err.code).inc()
+            raise
+        if not outcome.replayed:
+            body = outcome.body if isinstance(outcome.body, dict) else {}
+            metrics.CHECKINS.labels(body.get("decision") or body.get("code") or "unknown").inc()
         return outcome_response(outcome)
 
 

@@ -61,8 +61,10 @@ async def seed_missions(conn: asyncpg.Connection, settings: Settings,
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     data = json.loads((korat_data_dir() / "districts.geojson").read_text(encoding="utf-8"))
     district_fences: dict[str, int] = {}
+    names: dict[str, tuple[str, str]] = {}
     for feat in data["features"]:
         props = feat["properties"]
+        names[props["code"]] = (props["name_th"], props["name_en"])
         district_fences[props["code"]] = await geo_repo.upsert_by_code(
             conn, name=f"อำเภอ{props['name_th']} ({props['name_en']})", kind="district",
             code=f"district:{props['code']}",
@@ -81,8 +83,8 @@ async def seed_missions(conn: asyncpg.Connection, settings: Settings,
             budget_points=2_000_000), slices)
     for dcode, fid in sorted(district_fences.items()):
         missions[f"DISTRICT_{dcode}"] = await _mission(conn, MissionSpec(
-            code=f"DISTRICT_{dcode}", kind="checkin", title_th=f"เยือนอำเภอ {dcode}",
-            title_en=f"Visit district {dcode}", points=10, funder_id=pao, starts_at=start,
+            code=f"DISTRICT_{dcode}", kind="checkin", title_th=f"เยือนอำเภอ{names[dcode][0]}",
+            title_en=f"Visit {names[dcode][1]} district", points=10, funder_id=pao, starts_at=start,
             geofence_id=fid, recurrence="once", budget_points=1_000_000), slices)
     missions[PASSPORT_CODE] = await _mission(conn, MissionSpec(
         code=PASSPORT_CODE, kind="collection", title_th="เที่ยวโคราช 32 อำเภอ",

@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import Parameter
 
+from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError
@@ -87,7 +88,10 @@ class RewardsMemberController(Controller):
     async def redeem(self, request: Request[Any, Any, Any], me: Principal,
                      data: RedeemIn) -> Response[Any]:
         key = idempotency_key(request)
-        return outcome_response(await rewards_service(request).redeem(me, key, data))
+        outcome = await rewards_service(request).redeem(me, key, data)
+        if outcome.status == 201 and not outcome.replayed:
+            metrics.REDEMPTIONS.labels("reserved").inc()
+        return outcome_response(outcome)
 
     @get("/me/qr")
     async def member_qr(self, request: Request[Any, Any, Any], me: Principal) -> MemberQrOut:
@@ -140,7 +144,11 @@ class MerchantScanController(Controller):
     async def scan(self, request: Request[Any, Any, Any], staff: Principal,
                    data: ScanIn) -> Response[Any]:
         key = idempotency_key(request)
-        return outcome_response(await rewards_service(request).scan(staff, key, data))
+        outcome = await rewards_service(request).scan(staff, key, data)
+        fresh = outcome.status == 201 and not outcome.replayed
+        if fresh and outcome.body.get("action") == "redeem":
+            metrics.REDEMPTIONS.labels("posted").inc()
+        return outcome_response(outcome)
 
     @post("/batch", status_code=200)
     async def batch(self, request: Request[Any, Any, Any], staff: Principal,
