@@ -131,3 +131,56 @@ async def test_two_workers_drain_ten_thousand_rows_without_loss_or_duplicates(
           f"relayed in {relay_s:.1f}s"
           f" ({ROWS / relay_s:,.0f} rows/s), processed in {elapsed:.1f}s"
           f" ({ROWS / elapsed:,.0f} rows/s)")
+
+
+FLOOD_ROWS = 3_000
+
+
+async def test_worker_killed_during_a_flood_processes_every_row_exactly_once_after_restart(
+        pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """SIGKILL while jobs are in flight (each one sleeps a little mid-transaction, so dozens
+    are open at the kill); the restarted worker finishes the rest, nothing twice, none left."""
+    first_id = int(await pool.fetchval(
+        "with ins as (insert into outbox (topic, payload) select 'ops.probe',"
+        " jsonb_build_object('n', g, 'sleep_s', 0.05) from generate_series(1, $1) g"
+        " returning id) select min(id) from ins", FLOOD_ROWS))
+    last_id = first_id + FLOOD_ROWS - 1
+    log = tmp_path / "worker.log"
+
+    async def done() -> int:
+        return int(await pool.fetchval("select count(*) from outbox_processed"
+                                       " where outbox_id between $1 and $2", first_id, last_id))
+
+    first = start_worker(log)
+    try:
+        async def some_done() -> bool:
+            return await done() >= FLOOD_ROWS // 10
+
+        await wait_for(some_done, 30, "the flood to be under way")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        stop(first)
+    at_kill = await done()
+    assert at_kill < FLOOD_ROWS, "killed too late to prove anything"
+    await asyncio.sleep(1.2)  # older than KUEKAN_OUTBOX_ORPHAN_AFTER_S: the startup sweep
+    second = start_worker(log)
+    try:
+        async def all_done() -> bool:
+            return await done() == FLOOD_ROWS
+
+        await wait_for(all_done, 60, f"all {FLOOD_ROWS} rows after restart")
+        await asyncio.sleep(1)  # room for a (wrong) second run to show up
+    finally:
+        stop(second)
+    total, distinct = await pool.fetchrow(
+        "select count(*), count(distinct outbox_id) from ops_probe_effects"
+        " where outbox_id between $1 and $2", first_id, last_id)
+    assert (total, distinct) == (FLOOD_ROWS, FLOOD_ROWS), log.read_text()[-3000:]
+    left = await pool.fetchval(
+        "select count(*) from outbox o where o.id between $1 and $2 and (o.relayed_at is null"
+        " or not exists (select 1 from outbox_processed p where p.outbox_id = o.id))",
+        first_id, last_id)
+    assert left == 0
+    assert await pool.fetchval("select count(*) from outbox_dead where outbox_id between $1"
+                               " and $2", first_id, last_id) == 0

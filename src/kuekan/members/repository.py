@@ -34,17 +34,16 @@ async def set_display_name(db: Db, member_id: int, name: str) -> None:
 
 
 async def pocket(db: Db, member_id: int) -> asyncpg.Record | None:
+    """Balance, reserved, tier and, per month, the points still in the pocket (reserved
+    included: they return on a void) — one round trip."""
     return await db.fetchrow(
-        "select b.posted as balance, b.reserved, b.posted - b.reserved as available, m.tier"
+        "select b.posted as balance, b.reserved, b.posted - b.reserved as available, m.tier,"
+        " coalesce((select json_agg(json_build_object('month', x.month, 'points', x.points)"
+        "                           order by x.month)"
+        "   from (select month, sum(earned - spent - expired)::bigint as points from lots"
+        "          where member_id = $1 and earned > spent + expired group by month) x),"
+        "  '[]'::json) as lots"
         " from member_balances b join members m on m.id = b.member_id where b.member_id = $1",
-        member_id)
-
-
-async def open_lots(db: Db, member_id: int) -> list[asyncpg.Record]:
-    """Per month: points still in the pocket (reserved included: they return on a void)."""
-    return await db.fetch(
-        "select month, sum(earned - spent - expired)::bigint as points from lots"
-        " where member_id = $1 and earned > spent + expired group by month order by month",
         member_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -40,11 +41,11 @@ class MeController(Controller):
         if row is None:
             raise member_gone()
         months = request.app.state.settings.points_expiry_months
-        expiring = [
-            Expiring(month=r["month"].strftime("%Y-%m"), points=r["points"],
-                     expires_at=model.lot_expires_at(r["month"], months))
-            for r in await repo.open_lots(pool, me.subject_id)
-        ]
+        expiring = []
+        for lot in row["lots"]:
+            month = dt.date.fromisoformat(lot["month"])
+            expiring.append(Expiring(month=month.strftime("%Y-%m"), points=lot["points"],
+                                     expires_at=model.lot_expires_at(month, months)))
         return PocketOut(balance=row["balance"], reserved=row["reserved"],
                          available=row["available"], tier=row["tier"], expiring=expiring)
 

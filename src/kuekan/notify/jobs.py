@@ -11,7 +11,9 @@ from arq.worker import Retry
 from asyncpg.pool import PoolConnectionProxy
 
 from kuekan.kit.clock import bangkok_day
+from kuekan.members.model import add_months
 from kuekan.notify import repository as repo
+from kuekan.notify.districts import fence_district, locator
 from kuekan.notify.line import LineClient
 from kuekan.notify.service import DeliveryRetry, deliver
 from kuekan.notify.sms import SmsClient
@@ -25,6 +27,10 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 DELIVER_JOB = "deliver_message"
 SEGMENT_MEMBERS_MAX = 200_000
 CRON_BATCH_ROWS = 1000
+COUPON_WARN_DAYS = 3
+# A mission is announced by the cron within this long of its creation (the cron runs every
+# 5 minutes; the margin covers a worker outage). Older missions are never announced.
+NEW_MISSION_WINDOW_S = 6 * 3600
 BANGKOK_UTC_OFFSET_H = 7
 
 
@@ -65,13 +71,15 @@ async def plan_broadcast(ctx: HandlerContext, conn: Conn, ev: Event) -> None:
         # LINE holds the segment: one narrowcast to the districts' audience groups.
         recipient = {"type": "operator", "or": [{"type": "audience", "audienceGroupId":
                                                  audiences[d]} for d in districts]}
+        # LINE counts one message per member reached; our own segment is the quota estimate.
+        size = await repo.reachable_count(conn, districts)
         await repo.create_message(conn, dedup_key=f"broadcast:{b['id']}", kind=b["kind"],
                                   channel="line", endpoint="narrowcast", outbox_id=ev.id,
-                                  options={"recipient": recipient},
+                                  options={"recipient": recipient, "audience_size": size},
                                   messages=[render("province_broadcast", "th", **params)])
         return
     await _multicast_by_lang(conn, f"broadcast:{b['id']}", b["kind"], "province_broadcast",
-                             params, districts, ev.id)
+                             {"th": params, "en": params}, districts, ev.id)
 
 
 async def plan_mission_nearby(ctx: HandlerContext, conn: Conn, ev: Event) -> None:
@@ -80,36 +88,50 @@ async def plan_mission_nearby(ctx: HandlerContext, conn: Conn, ev: Event) -> Non
     title = p.get("title_th") or p.get("title") or p.get("title_en")
     if not district or not title:
         return
-    params = {"mission_title": str(title), "district": str(p.get("district_name") or district)}
+    name = str(p.get("district_name") or district)
+    params = {lang: {"mission_title": str(p.get(f"title_{lang}") or title), "district": name}
+              for lang in ("th", "en")}
     mission = p.get("mission_id") or p.get("id") or ev.id
     await _multicast_by_lang(conn, f"mission_nearby:{mission}", "mission_nearby",
                              "mission_nearby", params, [str(district)], ev.id)
 
 
 async def _multicast_by_lang(conn: Conn, key: str, kind: str, template: str,
-                             params: dict[str, Any], districts: list[str],
-                             outbox_id: int) -> None:
+                             params: dict[str, dict[str, Any]], districts: list[str],
+                             outbox_id: int | None) -> list[int]:
+    """One multicast per language of the segment (the client chunks by 500); ids of the new
+    messages (none when this key was planned before)."""
     by_lang: dict[str, list[str]] = {}
     for m in await repo.segment(conn, districts, SEGMENT_MEMBERS_MAX):
         by_lang.setdefault(m["lang"], []).append(m["line_sub"])
+    ids: list[int] = []
     for lang, subs in by_lang.items():
-        await repo.create_message(conn, dedup_key=f"{key}:{lang}", kind=kind, channel="line",
-                                  endpoint="multicast", recipients=subs, outbox_id=outbox_id,
-                                  messages=[render(template, lang, **params)])
+        mid = await repo.create_message(conn, dedup_key=f"{key}:{lang}", kind=kind,
+                                        channel="line", endpoint="multicast", recipients=subs,
+                                        outbox_id=outbox_id,
+                                        messages=[render(template, lang, **params[lang])])
+        if mid is not None:
+            ids.append(mid)
+    return ids
 
 
 async def plan_otp(ctx: HandlerContext, conn: Conn, ev: Event) -> None:
     p = ev.payload
+    if not p.get("code"):
+        return  # planned already (a re-driven row has its code removed)
     text = f"KueKan OTP: {p['code']} (หมดอายุใน {ctx.settings.otp_ttl_s // 60} นาที)"
     await repo.create_message(conn, dedup_key=f"otp:{p['challenge_id']}", kind="otp",
                               channel="sms", endpoint="sms", member_id=ev.member_id,
                               recipients=[p["phone"]], outbox_id=ev.id,
                               messages=[{"type": "text", "text": text}])
+    # The code now lives only in the message (redacted once sent), not in the event log.
+    await conn.execute("update outbox set payload = payload - 'code' where id = $1", ev.id)
 
 
 HANDLERS: dict[str, list[Handler]] = {
     "checkin.completed": [digest_checkin],
     "points.awarded": [digest_award],
+    "mission.completed": [digest_award],  # collection/chain bonus, purchase missions
     "broadcast.requested": [plan_broadcast],
     "mission.created": [plan_mission_nearby],
     "mission.published": [plan_mission_nearby],
@@ -169,7 +191,10 @@ async def _plan_and_enqueue(ctx: dict[str, Any], plans: list[dict[str, Any]]) ->
 
 
 async def send_points_digests(ctx: dict[str, Any], day: dt.date | None = None) -> int:
-    """One LINE message per member per day with the day's points, never one per check-in."""
+    """One LINE message per member per day with the day's points, never one per check-in.
+
+    Points that arrive after a member's digest went out are not reported again that day.
+    """
     day = day or bangkok_day()
     total = 0
     while True:
@@ -178,22 +203,23 @@ async def send_points_digests(ctx: dict[str, Any], day: dt.date | None = None) -
             ids: list[int] = []
             for r in rows:
                 mid = await repo.create_message(
-                    conn, dedup_key=f"digest:{r['member_id']}:{day}", kind="points_digest",
+                    conn, dedup_key=f"digest:{r['member_id']}:{r['day']}", kind="points_digest",
                     channel="line", endpoint="push", member_id=r["member_id"],
                     recipients=[r["line_sub"]],
                     messages=[render("points_digest", r["lang"], points=r["points"],
                                      checkins=r["checkins"])])
                 if mid is not None:
                     ids.append(mid)
-            await repo.mark_digests(conn, day, [r["member_id"] for r in rows])
+            await repo.mark_digests(conn, rows)
         await ctx["queue"].enqueue_many(DELIVER_JOB, [(f"notify:{i}", (i,)) for i in ids])
         total += len(ids)
         if len(rows) < CRON_BATCH_ROWS:
             return total
 
 
-async def notify_coupons_expiring(ctx: dict[str, Any]) -> int:
-    on = bangkok_day() + dt.timedelta(days=3)
+async def notify_coupons_expiring(ctx: dict[str, Any], today: dt.date | None = None) -> int:
+    """Daily: one push per unused coupon whose expiry falls 3 Bangkok days from today."""
+    on = (today or bangkok_day()) + dt.timedelta(days=COUPON_WARN_DAYS)
     async with ctx["pool"].acquire() as conn:
         rows = await repo.coupons_expiring_on(conn, on, SEGMENT_MEMBERS_MAX)
     return await _plan_and_enqueue(ctx, [
@@ -201,20 +227,22 @@ async def notify_coupons_expiring(ctx: dict[str, Any]) -> int:
          "channel": "line", "endpoint": "push", "member_id": r["member_id"],
          "recipients": [r["line_sub"]],
          "messages": [render("coupon_expiring", r["lang"], coupon_name=r["reward_name"] or "-",
-                             days=3, expires_on=on)]} for r in rows])
+                             days=COUPON_WARN_DAYS, expires_on=on)]} for r in rows])
 
 
-async def notify_points_expiring(ctx: dict[str, Any]) -> int:
-    """On the 1st: points of the lot month that expires at the end of this month."""
+async def notify_points_expiring(ctx: dict[str, Any], today: dt.date | None = None) -> int:
+    """On the 1st: what is left of the lots that expire at the end of this month.
+
+    A lot of month M expires at the end of month M + ``points_expiry_months``
+    (``members.model.lot_expires_at``), so this month's are the lots of this month minus that.
+    """
     s: Settings = ctx["settings"]
-    today = bangkok_day()
+    today = today or bangkok_day()
     if today.day != 1:
         return 0  # scheduled daily: ARQ's month-rollover cron arithmetic is unreliable
     first = today.replace(day=1)
-    months = first.year * 12 + first.month - 1 - s.points_expiry_months + 1
-    lot_month = dt.date(months // 12, months % 12 + 1, 1)
-    nxt = (first + dt.timedelta(days=32)).replace(day=1)
-    last_day = nxt - dt.timedelta(days=1)
+    lot_month = add_months(first, -s.points_expiry_months)
+    last_day = add_months(first, 1) - dt.timedelta(days=1)
     async with ctx["pool"].acquire() as conn:
         rows = await repo.lots_expiring(conn, lot_month, SEGMENT_MEMBERS_MAX)
     return await _plan_and_enqueue(ctx, [
@@ -225,7 +253,28 @@ async def notify_points_expiring(ctx: dict[str, Any]) -> int:
                              expires_on=last_day)]} for r in rows])
 
 
-CRON_FUNCTIONS: list[Any] = [send_points_digests, notify_coupons_expiring, notify_points_expiring]
+async def notify_new_missions(ctx: dict[str, Any]) -> int:
+    """Cron: announce each mission created recently to the members of the district its
+    geofence lies in, once (the dedup key is the mission's, whoever planned it first)."""
+    planned: list[int] = []
+    async with ctx["pool"].acquire() as conn:
+        missions = await repo.recent_missions(conn, NEW_MISSION_WINDOW_S, CRON_BATCH_ROWS)
+    for m in missions:
+        district = fence_district(m["geofence_code"], m["geometry"])
+        if district is None:
+            continue
+        params = {lang: {"mission_title": m[f"title_{lang}"],
+                         "district": locator().name(district, lang)} for lang in ("th", "en")}
+        async with ctx["pool"].acquire() as conn, conn.transaction():
+            planned += await _multicast_by_lang(conn, f"mission_nearby:{m['id']}",
+                                                "mission_nearby", "mission_nearby", params,
+                                                [district], None)
+    await ctx["queue"].enqueue_many(DELIVER_JOB, [(f"notify:{i}", (i,)) for i in planned])
+    return len(planned)
+
+
+CRON_FUNCTIONS: list[Any] = [send_points_digests, notify_coupons_expiring, notify_points_expiring,
+                             notify_new_missions]
 
 
 def cron_jobs(s: Settings) -> list[Any]:
@@ -234,4 +283,6 @@ def cron_jobs(s: Settings) -> list[Any]:
         cron(send_points_digests, hour={digest_utc}, minute={0}, timeout=600),
         cron(notify_coupons_expiring, hour={3}, minute={0}, timeout=600),  # 10:00 Bangkok
         cron(notify_points_expiring, hour={2}, minute={0}, timeout=600),  # 09:00, acts on the 1st
+        cron(notify_new_missions, minute=set(range(0, 60, 5)), second={40}, timeout=300,
+             unique=True),
     ]

@@ -12,6 +12,9 @@ from asyncpg.pool import PoolConnectionProxy
 Conn = asyncpg.Connection | PoolConnectionProxy
 
 Db = asyncpg.Pool | Conn
+# The digest cron also sends the unsent digests of the days before (a worker that was down at
+# the digest hour); older ones are dropped, a stale "today you earned" helps nobody.
+DIGEST_CATCH_UP_DAYS = 2
 # Members reachable on LINE: not erased, not opted out (no prefs row means the default, in).
 REACHABLE = ("from members m left join notify_prefs n on n.member_id = m.id"
              " where m.status <> 'erased' and coalesce(n.line_opt_in, true)")
@@ -83,16 +86,20 @@ async def add_to_digest(conn: Conn, member_id: int, day: dt.date, points: int,
 
 async def due_digests(conn: Conn, day: dt.date, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "select d.member_id, d.points, d.checkins, m.line_sub, coalesce(n.lang, 'th') as lang"
+        "select d.member_id, d.day, d.points, d.checkins, m.line_sub,"
+        " coalesce(n.lang, 'th') as lang"
         " from notify_digest d join members m on m.id = d.member_id"
         " left join notify_prefs n on n.member_id = m.id"
-        " where d.day = $1 and d.sent_at is null and d.points > 0"
-        " order by d.member_id limit $2 for update of d skip locked", day, limit)
+        " where d.day between $1::date - $3::int and $1 and d.sent_at is null and d.points > 0"
+        " order by d.day, d.member_id limit $2 for update of d skip locked",
+        day, limit, DIGEST_CATCH_UP_DAYS)
 
 
-async def mark_digests(conn: Conn, day: dt.date, member_ids: list[int]) -> None:
-    await conn.execute("update notify_digest set sent_at = now() where day = $1"
-                       " and member_id = any($2::bigint[])", day, member_ids)
+async def mark_digests(conn: Conn, rows: list[asyncpg.Record]) -> None:
+    await conn.execute(
+        "update notify_digest d set sent_at = now() from unnest($1::bigint[], $2::date[])"
+        " as x(member_id, day) where d.member_id = x.member_id and d.day = x.day",
+        [r["member_id"] for r in rows], [r["day"] for r in rows])
 
 
 async def segment(db: Db, district_codes: list[str] | None,
@@ -125,8 +132,9 @@ async def coupons_expiring_on(conn: Conn, day: dt.date,
     if await conn.fetchval("select to_regclass('coupons')") is None:
         return []
     return await conn.fetch(
-        "select c.id, c.member_id, coalesce(r.name, '') as reward_name, m.line_sub,"
-        " coalesce(n.lang, 'th') as lang from coupons c join rewards r on r.id = c.reward_id"
+        "select c.id, c.member_id, m.line_sub, coalesce(n.lang, 'th') as lang,"
+        " case when coalesce(n.lang, 'th') = 'en' then r.name_en else r.name_th end"
+        " as reward_name from coupons c join rewards r on r.id = c.reward_id"
         " join members m on m.id = c.member_id left join notify_prefs n on n.member_id = m.id"
         " where c.status = 'issued' and (c.expires_at at time zone 'Asia/Bangkok')::date = $1"
         " and m.status <> 'erased' and coalesce(n.line_opt_in, true) order by c.id limit $2",
@@ -157,3 +165,21 @@ async def create_broadcast(conn: Conn, kind: str, title: str, body: str,
     await conn.execute("insert into outbox (topic, payload) values ('broadcast.requested', $1)",
                        {"broadcast_id": bid})
     return bid
+
+
+async def recent_missions(db: Db, since_s: float, limit: int) -> list[asyncpg.Record]:
+    """Active, not yet ended missions created in the last ``since_s`` seconds, with the code,
+    name and shape of their geofence (to find the district they are in)."""
+    return await db.fetch(
+        "select m.id, m.title_th, m.title_en, g.code as geofence_code, g.name as geofence_name,"
+        " g.geometry from missions m join geofences g on g.id = m.geofence_id"
+        " where m.status = 'active' and (m.ends_at is null or m.ends_at > now())"
+        " and m.created_at > now() - make_interval(secs => $1) order by m.id limit $2",
+        since_s, limit)
+
+
+async def reachable_count(db: Db, district_codes: list[str] | None) -> int:
+    """How many members a segment reaches (the quota estimate of a narrowcast)."""
+    return int(await db.fetchval(
+        "select count(*) " + REACHABLE +
+        " and ($1::text[] is null or m.district_code = any($1))", district_codes))

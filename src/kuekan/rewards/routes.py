@@ -16,6 +16,7 @@ from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError
+from kuekan.kit.ttlcache import TtlCache
 from kuekan.pagination import page_limit, parse_cursor
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
@@ -69,6 +70,10 @@ async def _list(request: Request[Any, Any, Any], *, active_only: bool, merchant_
     return RewardList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
 
 
+CATALOGUE_TTL_S = 5.0
+CATALOGUE_CACHE: TtlCache[RewardList] = TtlCache(CATALOGUE_TTL_S, max_items=256)
+
+
 class RewardsMemberController(Controller):
     """The member's side: browse, redeem, show coupons and the member QR."""
 
@@ -80,9 +85,18 @@ class RewardsMemberController(Controller):
     async def catalogue(self, request: Request[Any, Any, Any], me: Principal,
                         merchant_id: int | None = None, limit: int | None = None,
                         cursor: str | None = None) -> RewardList:
-        """Active rewards, each with the partner merchants (lat/lon) where it can be used."""
-        return await _list(request, active_only=True, merchant_id=merchant_id, limit=limit,
-                           cursor=cursor)
+        """Active rewards, each with the partner merchants (lat/lon) where it can be used.
+
+        The catalogue is the same for every member, so each process keeps a page for
+        ``CATALOGUE_TTL_S``: at an event thousands browse at once. Stock shown may lag by that
+        much; a redemption always checks the real stock."""
+        key = (merchant_id, limit, cursor)
+        page = CATALOGUE_CACHE.get(key)
+        if page is None:
+            page = await _list(request, active_only=True, merchant_id=merchant_id, limit=limit,
+                               cursor=cursor)
+            CATALOGUE_CACHE.put(key, page)
+        return page
 
     @post("/redemptions", status_code=201)
     async def redeem(self, request: Request[Any, Any, Any], me: Principal,
@@ -163,6 +177,12 @@ class AdminRewardsController(Controller):
     path = "/admin/rewards"
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
+
+    @staticmethod
+    async def after_request(response: Response[Any]) -> Response[Any]:
+        # An admin change shows in this process's member catalogue at once (others: TTL).
+        CATALOGUE_CACHE.clear()
+        return response
 
     @post("/", status_code=201)
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
