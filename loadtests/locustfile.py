@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -149,6 +150,9 @@ def reward_ids(user: KueKanUser, token: str) -> list[int]:
     return [it["id"] for it in items if isinstance(it, dict) and "id" in it]
 
 
+ARRIVAL_SPREAD_S = 1.0  # Locust dispatches new users once a second
+
+
 class EventGoer(KueKanUser):
     """Korat Creative Splash: arrives, checks in once inside the fence, looks at the pocket,
     browses rewards, some redeem; then stays on the site refreshing now and then."""
@@ -156,6 +160,10 @@ class EventGoer(KueKanUser):
     wait_time = between(15, 45)
 
     def on_start(self) -> None:
+        # Locust dispatches a second's worth of new users in one batch and starts them all at
+        # once; real arrivals are spread over that second. Spread each start uniformly over
+        # the dispatch interval so the offered rate is the same but not synchronised.
+        gevent.sleep(random.uniform(0.0, ARRIVAL_SPREAD_S))
         self.token = next_member_token()
         lat, lon = random.choice(FIXTURES.get("inside") or [[14.97, 102.10]])
         body = {"mission_id": FIXTURES.get("mission_id"), "lat": lat, "lon": lon,

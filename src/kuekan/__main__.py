@@ -12,14 +12,9 @@ from kuekan.settings import get_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from kuekan.serve import serve
 
-    uvicorn.run(
-        "kuekan.app:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, backlog=args.backlog, loop="uvloop", http="httptools",
-        access_log=False, timeout_keep_alive=75, log_level="warning",
-    )
-    return 0
+    return serve(args.host, args.port, args.workers, args.backlog)
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ async def test_two_workers_drain_ten_thousand_rows_without_loss_or_duplicates(
           f" ({ROWS / elapsed:,.0f} rows/s)")
 
 
-FLOOD_ROWS = 3_000
+FLOOD_ROWS = 2_000
 
 
 async def test_worker_killed_during_a_flood_processes_every_row_exactly_once_after_restart(

@@ -1,0 +1,90 @@
+"""Run the API: one uvicorn process per worker, each on its own SO_REUSEPORT socket.
+
+uvicorn's own ``--workers`` shares one listening socket, and the kernel then hands new
+connections to whichever process wakes first: under an event flood one process ends up with most
+of the 10,000 keep-alive connections and queues them while the other idles. With a socket per
+process and SO_REUSEPORT the kernel spreads connections evenly by hash. The parent only
+supervises: it forwards SIGTERM/SIGINT and exits when a child dies, so the orchestrator restarts
+the pod (no silent half-capacity).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+
+UVICORN_OPTIONS: dict[str, Any] = {
+    "factory": True, "loop": "uvloop", "http": "httptools", "access_log": False,
+    "timeout_keep_alive": 75, "log_level": "warning",
+}
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_one(sock: socket.socket, backlog: int) -> None:
+    uvicorn.run("kuekan.app:create_app", fd=sock.fileno(), backlog=backlog, **UVICORN_OPTIONS)
+
+
+def serve(host: str, port: int, workers: int, backlog: int) -> int:
+    """Serve until signalled; returns the exit status."""
+    if workers <= 1:
+        uvicorn.run("kuekan.app:create_app", host=host, port=port, backlog=backlog,
+                    **UVICORN_OPTIONS)
+        return 0
+    children: list[int] = []
+    for _ in range(workers):
+        sock = _listen(host, port, backlog)  # bound before forking: the port is taken now
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run_one(sock, backlog)
+            finally:
+                os._exit(0)
+        sock.close()
+        children.append(pid)
+
+    stopping = False
+
+    def forward(signum: int, _: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in children:
+            continue
+        children.remove(pid)
+        if not stopping:
+            # A worker died on its own: stop the rest and exit non-zero so the supervisor
+            # (Kubernetes, systemd) restarts the whole server instead of running at half capacity.
+            status = os.waitstatus_to_exitcode(code) or 1
+            forward(signal.SIGTERM, None)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover - debugging aid
+    sys.exit(serve("127.0.0.1", 8000, 2, 8192))
