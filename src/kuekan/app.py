@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from kuekan import metrics
 from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
 from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsController
+from kuekan.audit import buffer as audit_buffer
 from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
 from kuekan.auth.routes import AuthController
@@ -228,5 +229,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 # Domains that keep per-process state (e.g. the geofence index) register start/stop hooks.
-STARTUP_HOOKS: list[Any] = [missions_service.startup]
-SHUTDOWN_HOOKS: list[Any] = [missions_service.shutdown]
+STARTUP_HOOKS: list[Any] = [missions_service.startup, audit_buffer.startup]
+SHUTDOWN_HOOKS: list[Any] = [missions_service.shutdown, audit_buffer.shutdown]

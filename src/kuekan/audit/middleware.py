@@ -61,9 +61,13 @@ def audit_middleware(app: Any) -> Any:
                    "merchant_id": getattr(principal, "merchant_id", None),
                    "org": getattr(principal, "org", None)}
         try:
-            pool: asyncpg.Pool = scope["app"].state.pool
-            await record(pool, principal.scope, f"http.{scope['method'].lower()}",
-                         scope.get("path", ""), details)
+            state = scope["app"].state
+            buffer = getattr(state, "audit_buffer", None)
+            action = f"http.{scope['method'].lower()}"
+            if buffer is not None:
+                await buffer.add(principal.scope, action, scope.get("path", ""), details)
+            else:
+                await record(state.pool, principal.scope, action, scope.get("path", ""), details)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.exception("audit_write_failed", error=type(exc).__name__, path=scope.get("path"))
 
