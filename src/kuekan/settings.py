@@ -96,6 +96,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     otp_attempts_max: int = 5
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
+    # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
+    worker_metrics_port: int = 9100
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

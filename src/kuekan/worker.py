@@ -22,6 +22,7 @@ from kuekan.missions import jobs as missions_jobs
 from kuekan.outbox import jobs as outbox_jobs
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
+from kuekan.worker_metrics import instrument_all, serve_metrics
 
 log = get_logger("kuekan.worker")
 HEARTBEAT_KEY = "kk:worker:heartbeat"
@@ -53,6 +54,7 @@ async def heartbeat(ctx: dict[str, Any]) -> None:
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    serve_metrics(settings.worker_metrics_port)
     ctx["settings"] = settings
     ctx["pool"] = await create_pool(settings, min_size=1, max_size=10)
     ctx["kk_redis"] = create_redis(settings)
@@ -96,6 +98,8 @@ JOBS += outbox_jobs.WORKER_FUNCTIONS
 CRON += outbox_jobs.WORKER_CRON
 WORKER_STARTUP.append(outbox_jobs.startup)
 CRON[:] = outbox_jobs.tz_safe(CRON)  # ARQ 0.25 month/year rollover bug, see tz_safe
+JOBS[:] = instrument_all(JOBS)
+CRON[:] = instrument_all(CRON)
 
 
 class WorkerSettings:
