@@ -190,10 +190,17 @@ async def _plan_and_enqueue(ctx: dict[str, Any], plans: list[dict[str, Any]]) ->
     return len(ids)
 
 
+def digest_key(member_id: int, day: dt.date, sent_points: int) -> str:
+    """One digest per member, day and increment (points already reported when it was made)."""
+    return f"digest:{member_id}:{day}:{sent_points}"
+
+
 async def send_points_digests(ctx: dict[str, Any], day: dt.date | None = None) -> int:
     """One LINE message per member per day with the day's points, never one per check-in.
 
-    Points that arrive after a member's digest went out are not reported again that day.
+    Each run reports what was added since the member's previous digest, so points that
+    arrive after the day's digest went out are reported by the next run (the next day's
+    catch-up), never twice and never lost.
     """
     day = day or bangkok_day()
     total = 0
@@ -203,7 +210,7 @@ async def send_points_digests(ctx: dict[str, Any], day: dt.date | None = None) -
             ids: list[int] = []
             for r in rows:
                 mid = await repo.create_message(
-                    conn, dedup_key=f"digest:{r['member_id']}:{r['day']}", kind="points_digest",
+                    conn, dedup_key=digest_key(r["member_id"], r["day"], r["sent_points"]), kind="points_digest",
                     channel="line", endpoint="push", member_id=r["member_id"],
                     recipients=[r["line_sub"]],
                     messages=[render("points_digest", r["lang"], points=r["points"],

@@ -86,20 +86,26 @@ async def add_to_digest(conn: Conn, member_id: int, day: dt.date, points: int,
 
 async def due_digests(conn: Conn, day: dt.date, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "select d.member_id, d.day, d.points, d.checkins, m.line_sub,"
+        "select d.member_id, d.day, d.points - d.sent_points as points,"
+        " d.checkins - d.sent_checkins as checkins, d.points as total_points,"
+        " d.checkins as total_checkins, d.sent_points, m.line_sub,"
         " coalesce(n.lang, 'th') as lang"
         " from notify_digest d join members m on m.id = d.member_id"
         " left join notify_prefs n on n.member_id = m.id"
-        " where d.day between $1::date - $3::int and $1 and d.sent_at is null and d.points > 0"
+        " where d.day between $1::date - $3::int and $1 and d.points > d.sent_points"
         " order by d.day, d.member_id limit $2 for update of d skip locked",
         day, limit, DIGEST_CATCH_UP_DAYS)
 
 
 async def mark_digests(conn: Conn, rows: list[asyncpg.Record]) -> None:
     await conn.execute(
-        "update notify_digest d set sent_at = now() from unnest($1::bigint[], $2::date[])"
-        " as x(member_id, day) where d.member_id = x.member_id and d.day = x.day",
-        [r["member_id"] for r in rows], [r["day"] for r in rows])
+        "update notify_digest d set sent_at = now(), sent_points = x.points,"
+        " sent_checkins = x.checkins"
+        " from unnest($1::bigint[], $2::date[], $3::bigint[], $4::int[])"
+        " as x(member_id, day, points, checkins)"
+        " where d.member_id = x.member_id and d.day = x.day",
+        [r["member_id"] for r in rows], [r["day"] for r in rows],
+        [r["total_points"] for r in rows], [r["total_checkins"] for r in rows])
 
 
 async def segment(db: Db, district_codes: list[str] | None,

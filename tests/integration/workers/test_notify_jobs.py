@@ -81,7 +81,7 @@ async def test_digest_is_one_push_per_member_day_with_the_total(
 
     await notify_jobs.send_points_digests(ctx, day)
     msg = await pool.fetchrow("select * from notify_messages where dedup_key = $1",
-                              f"digest:{member}:{day}")
+                              f"digest:{member}:{day}:0")
     assert msg is not None and msg["status"] == "pending" and msg["attempts"] == 0
     stored_key = str(msg["retry_key"])  # committed before any attempt
     line_server.fail_next(1, 429, path=PUSH, retry_after=0)
@@ -95,7 +95,7 @@ async def test_digest_is_one_push_per_member_day_with_the_total(
     assert len(attempts) == 2  # the 429, then the accepted retry
     assert {r.headers["x-line-retry-key"] for r in attempts} == {stored_key}
     # The opted-out member: planned or not, never pushed.
-    await deliver_all(ctx, pool, "dedup_key = $1", f"digest:{quiet}:{day}")
+    await deliver_all(ctx, pool, "dedup_key = $1", f"digest:{quiet}:{day}:0")
     assert pushes_to(line_server, await sub_of(pool, quiet)) == []
 
     # A rerun of the cron, and of the delivery job, sends nothing more.
@@ -104,6 +104,22 @@ async def test_digest_is_one_push_per_member_day_with_the_total(
                                f"digest:{member}:%") == 1
     assert await notify_jobs.deliver_message(ctx, msg["id"]) == "sent"
     assert len(pushes_to(line_server, sub)) == 1
+
+    # Points that arrive after the digest went out: the next run reports only those, once.
+    await add_outbox(pool, "checkin.completed", {"member_id": member, "points_awarded": 15,
+                                                 "at": now}, member)
+    assert await process_member_events(ctx, pool, member) == 1
+    await notify_jobs.send_points_digests(ctx, day)
+    late = await pool.fetchrow("select * from notify_messages where dedup_key = $1",
+                               f"digest:{member}:{day}:70")
+    assert late is not None
+    assert await notify_jobs.deliver_message(ctx, late["id"]) == "sent"
+    sent = pushes_to(line_server, sub)
+    assert len(sent) == 2 and "15" in sent[1].messages[0]["text"]
+    assert "70" not in sent[1].messages[0]["text"]
+    await notify_jobs.send_points_digests(ctx, day)
+    assert await pool.fetchval("select count(*) from notify_messages where dedup_key like $1",
+                               f"digest:{member}:%") == 2
 
 
 async def test_digest_days_follow_asia_bangkok_midnight(
