@@ -210,8 +210,8 @@ async def send_points_digests(ctx: dict[str, Any], day: dt.date | None = None) -
             ids: list[int] = []
             for r in rows:
                 mid = await repo.create_message(
-                    conn, dedup_key=digest_key(r["member_id"], r["day"], r["sent_points"]), kind="points_digest",
-                    channel="line", endpoint="push", member_id=r["member_id"],
+                    conn, dedup_key=digest_key(r["member_id"], r["day"], r["sent_points"]),
+                    kind="points_digest", channel="line", endpoint="push", member_id=r["member_id"],
                     recipients=[r["line_sub"]],
                     messages=[render("points_digest", r["lang"], points=r["points"],
                                      checkins=r["checkins"])])
