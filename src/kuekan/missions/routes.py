@@ -159,8 +159,12 @@ class MissionsController(Controller):
         """Active missions; with ``lat``/``lon``, nearest first (0 m inside the fence)."""
         catalog: service.Catalog = request.app.state.catalog
         now = dt.datetime.now(dt.UTC)
+        # Residents and tourists see only the missions open to them (one small read).
+        segment = await request.app.state.pool.fetchval(
+            "select segment from members where id = $1", member.subject_id)
         active = [m for m in catalog.missions.values()
-                  if m.is_active(now) and kind in (None, m.kind)]
+                  if m.is_active(now) and kind in (None, m.kind)
+                  and m.audience in ("all", segment)]
         if (lat is None) != (lon is None):
             raise invalid("give both lat and lon, or neither", "โปรดระบุทั้ง lat และ lon")
         distances: dict[int, float | None] = {}

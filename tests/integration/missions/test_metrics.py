@@ -34,3 +34,24 @@ async def test_checkins_are_counted_by_decision_and_replays_are_not(
     assert _value(after, name, 'decision="inside"') == _value(before, name, 'decision="inside"') + 1
     assert _value(after, name, 'decision="outside_geofence"') == (
         _value(before, name, 'decision="outside_geofence"') + 1)
+
+
+async def test_members_see_only_missions_open_to_their_segment(
+        http: httpx.AsyncClient, world: World) -> None:
+    admin = await world.admin()
+    funder = await world.funder()
+    fence = await create_fence(http, admin, "Audience fence", box(15.4321, 102.7654))
+    tourists = await create_mission(http, admin, funder, geofence_id=fence["id"],
+                                    recurrence="once", per_member_cap=1, audience="tourist")
+    resident_id, resident = await world.member()
+    tourist_id, tourist = await world.member()
+    await world.pool.execute("update members set segment = 'tourist' where id = $1", tourist_id)
+
+    async def ids(headers: dict[str, str]) -> set[int]:
+        r = await http.get("/missions?lat=15.4321&lon=102.7654&limit=5", headers=headers)
+        assert r.status_code == 200, r.text
+        return {m["id"] for m in r.json()["items"]}
+
+    assert tourists["id"] in await ids(tourist)
+    assert tourists["id"] not in await ids(resident)
+    assert resident_id != tourist_id
