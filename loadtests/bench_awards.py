@@ -37,11 +37,11 @@ from stack import (
     REDIS_BASE,
     REPO,
     Procs,
-    RawConn,
+    Request,
     backend_pids,
+    flood,
     flush_redis_db,
     free_port,
-    pct,
     pids_cpu,
     raise_nofile,
     recreate_database,
@@ -82,57 +82,18 @@ async def seed(dsn: str, members: int) -> tuple[int, list[int], str, str]:
 
 async def http_awards(base: str, token: str, funder: int, member_ids: list[int], conc: int,
                       run_id: str) -> dict[str, object]:
-    host, port = base.removeprefix("http://").split(":")
-    headers_base = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    lat: list[float] = []
-    statuses: dict[int, int] = {}
-    acked: list[str] = []
-    errors = 0
-    retries = 0
-    next_i = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    async def client() -> None:
-        nonlocal next_i, errors, retries
-        conn = RawConn(host, int(port))
-        try:
-            while next_i < len(member_ids):
-                i = next_i
-                next_i += 1
-                key = f"{run_id}-{i}"
-                body = json.dumps({"member_id": member_ids[i], "points": POINTS,
-                                   "funder_id": funder, "reason": "bench"}).encode()
-                hdrs = {**headers_base, "Idempotency-Key": key}
-                for attempt in range(5):
-                    t0 = time.perf_counter()
-                    try:
-                        status, _, _ = await conn.request("POST", "/api/v1/admin/awards", hdrs,
-                                                          body)
-                    except (OSError, asyncio.IncompleteReadError, ValueError):
-                        errors += 1
-                        retries += 1
-                        await conn.close()
-                        await asyncio.sleep(0.05 * (attempt + 1))
-                        continue
-                    lat.append(time.perf_counter() - t0)
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == 201:
-                        acked.append(key)
-                        break
-                    if status in (409, 503) and attempt < 4:  # in flight / transient: same key
-                        retries += 1
-                        await asyncio.sleep(0.05 * (attempt + 1))
-                        continue
-                    break
-        finally:
-            await conn.close()
+    def make(i: int) -> Request:
+        body = json.dumps({"member_id": member_ids[i], "points": POINTS, "funder_id": funder,
+                           "reason": "bench"}).encode()
+        return "POST", "/api/v1/admin/awards", {**headers, "Idempotency-Key": f"{run_id}-{i}"}, body
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(conc)))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {"elapsed": elapsed, "acked": acked, "statuses": statuses, "errors": errors,
-            "retries": retries, "rps": len(acked) / elapsed, "p50": pct(lat, 50),
-            "p95": pct(lat, 95), "p99": pct(lat, 99), "max": lat[-1] if lat else float("nan")}
+    res = await flood(base, len(member_ids), conc, make)
+    return {"elapsed": res.elapsed, "acked": [f"{run_id}-{i}" for i in res.acked],
+            "statuses": res.statuses, "errors": res.errors, "retries": res.retries,
+            "rps": res.rps, "p50": res.p(50), "p95": res.p(95), "p99": res.p(99),
+            "max": res.lat[-1] if res.lat else float("nan")}
 
 
 def run_pgbench(db: str, clients: int, threads: int, seconds: int, funder: int,

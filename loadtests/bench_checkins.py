@@ -35,10 +35,10 @@ from stack import (
     REDIS_BASE,
     REPO,
     Procs,
-    RawConn,
+    Request,
+    flood,
     flush_redis_db,
     free_port,
-    pct,
     raise_nofile,
     recreate_database,
     stack_env,
@@ -124,47 +124,16 @@ class HttpResult(NamedTuple):
 
 async def http_checkins(base: str, mission: int, tokens: list[str], conc: int,
                         run_id: str) -> HttpResult:
-    host, port = base.removeprefix("http://").split(":")
-    lat: list[float] = []
-    statuses: dict[int, int] = {}
-    acked = 0
-    next_i = 0
     body = json.dumps({"mission_id": mission, "lat": LAT, "lon": LON, "accuracy_m": 8}).encode()
 
-    async def client() -> None:
-        nonlocal next_i, acked
-        conn = RawConn(host, int(port))
-        try:
-            while next_i < len(tokens):
-                i = next_i
-                next_i += 1
-                hdrs = {"Authorization": f"Bearer {tokens[i]}", "Content-Type": "application/json",
-                        "Idempotency-Key": f"{run_id}-{i}"}
-                for attempt in range(5):
-                    t0 = time.perf_counter()
-                    try:
-                        status, _, _ = await conn.request("POST", "/api/v1/checkins", hdrs, body)
-                    except (OSError, asyncio.IncompleteReadError, ValueError):
-                        await conn.close()
-                        await asyncio.sleep(0.05 * (attempt + 1))
-                        continue
-                    lat.append(time.perf_counter() - t0)
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == 201:
-                        acked += 1
-                    if status in (409, 503) and attempt < 4 and status != 201:
-                        await asyncio.sleep(0.05 * (attempt + 1))
-                        continue
-                    break
-        finally:
-            await conn.close()
+    def make(i: int) -> Request:
+        return "POST", "/api/v1/checkins", {
+            "Authorization": f"Bearer {tokens[i]}", "Content-Type": "application/json",
+            "Idempotency-Key": f"{run_id}-{i}"}, body
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(conc)))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    return HttpResult(elapsed, acked, statuses, acked / elapsed, pct(lat, 50), pct(lat, 95),
-                      pct(lat, 99))
+    res = await flood(base, len(tokens), conc, make)
+    return HttpResult(res.elapsed, len(res.acked), res.statuses, res.rps, res.p(50), res.p(95),
+                      res.p(99))
 
 
 def run_pgbench(db: str, clients: int, seconds: int, mission: int, minid: int,

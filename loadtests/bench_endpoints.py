@@ -17,7 +17,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,10 +32,9 @@ from stack import (
     REDIS_BASE,
     REPO,
     Procs,
-    RawConn,
+    flood,
     flush_redis_db,
     free_port,
-    pct,
     raise_nofile,
     recreate_database,
     stack_env,
@@ -54,35 +52,12 @@ def kuekan_cli(env: dict[str, str], *args: str) -> str:
 
 async def drive(base: str, api_pid: int, name: str, n: int, conc: int,
                 make: Callable[[int], Req]) -> None:
-    host, port = base.removeprefix("http://").split(":")
-    lat: list[float] = []
-    statuses: dict[int, int] = {}
-    nxt = 0
-
-    async def client() -> None:
-        nonlocal nxt
-        conn = RawConn(host, int(port))
-        try:
-            while nxt < n:
-                i = nxt
-                nxt += 1
-                method, path, headers, body = make(i)
-                t0 = time.perf_counter()
-                status, _, _ = await conn.request(method, path, headers, body)
-                lat.append(time.perf_counter() - t0)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            await conn.close()
-
     cpu0 = tree_cpu(api_pid)
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(conc)))
-    elapsed = time.perf_counter() - t0
+    res = await flood(base, n, conc, make, retry=False)
     cpu = tree_cpu(api_pid) - cpu0
-    lat.sort()
-    print(f"{name:26} {n / elapsed:7.0f} req/s  p50 {pct(lat, 50) * 1000:6.1f} ms  "
-          f"p95 {pct(lat, 95) * 1000:6.1f} ms  API CPU {1000 * cpu / n:5.2f} ms/req  "
-          f"{dict(sorted(statuses.items()))}", flush=True)
+    print(f"{name:26} {n / res.elapsed:7.0f} req/s  p50 {res.p(50) * 1000:6.1f} ms  "
+          f"p95 {res.p(95) * 1000:6.1f} ms  API CPU {1000 * cpu / n:5.2f} ms/req  "
+          f"{dict(sorted(res.statuses.items()))}", flush=True)
 
 
 async def main() -> int:

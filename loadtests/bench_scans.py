@@ -22,7 +22,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -36,10 +35,10 @@ from stack import (
     REDIS_BASE,
     REPO,
     Procs,
-    RawConn,
+    Request,
+    flood,
     flush_redis_db,
     free_port,
-    pct,
     raise_nofile,
     recreate_database,
     stack_env,
@@ -105,33 +104,13 @@ Req = Callable[[int], tuple[str, dict[str, str], bytes]]
 
 
 async def drive(base: str, n: int, conc: int, make: Req) -> dict[str, Any]:
-    host, port = base.removeprefix("http://").split(":")
-    lat: list[float] = []
-    statuses: dict[int, int] = {}
-    next_i = 0
+    def request(i: int) -> Request:
+        path, hdrs, body = make(i)
+        return "POST", path, hdrs, body
 
-    async def client() -> None:
-        nonlocal next_i
-        conn = RawConn(host, int(port))
-        try:
-            while next_i < n:
-                i = next_i
-                next_i += 1
-                path, hdrs, body = make(i)
-                t0 = time.perf_counter()
-                status, _, _ = await conn.request("POST", path, hdrs, body)
-                lat.append(time.perf_counter() - t0)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            await conn.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(conc)))
-    elapsed = time.perf_counter() - t0
-    lat.sort()
-    ok = statuses.get(201, 0)
-    return {"rps": ok / elapsed, "elapsed": elapsed, "statuses": statuses, "p50": pct(lat, 50),
-            "p95": pct(lat, 95), "p99": pct(lat, 99)}
+    res = await flood(base, n, conc, request, retry=False)
+    return {"rps": res.rps, "elapsed": res.elapsed, "statuses": res.statuses, "p50": res.p(50),
+            "p95": res.p(95), "p99": res.p(99)}
 
 
 def pgbench(db: str, script: str, clients: int, seconds: int, defs: dict[str, Any]) -> float:

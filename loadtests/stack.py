@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,3 +258,73 @@ async def backend_pids(dbname: str) -> list[int]:
 
 def pids_cpu(pids: list[int]) -> float:
     return sum(s[1] for s in (_stat(p) for p in pids) if s is not None)
+
+
+# (method, path, headers, body) for request number i.
+Request = tuple[str, str, dict[str, str], bytes]
+
+
+@dataclass
+class Flood:
+    """What a flood of requests got back: latencies sorted, statuses, acknowledged indices."""
+
+    elapsed: float
+    lat: list[float]
+    statuses: dict[int, int]
+    acked: list[int]
+    errors: int = 0
+    retries: int = 0
+
+    @property
+    def rps(self) -> float:
+        return len(self.acked) / self.elapsed
+
+    def p(self, q: float) -> float:
+        return pct(self.lat, q)
+
+
+async def flood(base: str, n: int, conc: int, make: Callable[[int], Request], *,
+                ok: int = 201, retry: bool = True) -> Flood:
+    """Send requests 0..n-1 from ``conc`` keep-alive connections (raw HTTP/1.1, so the client is
+    never the bottleneck). With ``retry``, a transport error, 409 (in flight) or 503 is retried
+    up to 4 times with the same request — the same Idempotency-Key — as real clients do."""
+    host, port = base.removeprefix("http://").split(":")
+    out = Flood(0.0, [], {}, [])
+    next_i = 0
+
+    async def client() -> None:
+        nonlocal next_i
+        conn = RawConn(host, int(port))
+        try:
+            while next_i < n:
+                i = next_i
+                next_i += 1
+                method, path, headers, body = make(i)
+                for attempt in range(5 if retry else 1):
+                    t0 = time.perf_counter()
+                    try:
+                        status, _, _ = await conn.request(method, path, headers, body)
+                    except (OSError, asyncio.IncompleteReadError, ValueError):
+                        out.errors += 1
+                        out.retries += 1
+                        await conn.close()
+                        await asyncio.sleep(0.05 * (attempt + 1))
+                        continue
+                    out.lat.append(time.perf_counter() - t0)
+                    out.statuses[status] = out.statuses.get(status, 0) + 1
+                    if status == ok:
+                        out.acked.append(i)
+                        break
+                    if retry and status in (409, 503) and attempt < 4:
+                        out.retries += 1
+                        await asyncio.sleep(0.05 * (attempt + 1))
+                        continue
+                    break
+        finally:
+            await conn.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(conc)))
+    out.elapsed = time.perf_counter() - t0
+    out.lat.sort()
+    return out
