@@ -35,7 +35,22 @@ MAX_VENUE_WINDOWS = 721
 VENUE_CODE_BYTES = 5  # 40 bits -> 8 base32 characters, easy to read off a screen.
 
 
-class Mission(msgspec.Struct, frozen=True, kw_only=True):
+class KindRules(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields only some mission kinds use (purchase, collection, chain), declared once for
+    the stored mission, the admin's spec and the API's view of a mission."""
+
+    min_spend_thb: Decimal | None = None
+    merchant_ids: list[int] | None = None
+    categories: list[str] | None = None
+    collection_geofence_ids: list[int] | None = None
+    collection_required: int | None = None
+    badge_code: str | None = None
+    reward_multiplier: Decimal | None = None
+    reward_multiplier_days: int | None = None
+    chain_steps: list[int] | None = None
+
+
+class Mission(KindRules, frozen=True, kw_only=True):
     """A mission as stored; the check-in path reads it from the in-process catalogue."""
 
     id: int
@@ -59,15 +74,6 @@ class Mission(msgspec.Struct, frozen=True, kw_only=True):
     venue_secret: str = ""
     venue_code_rotate_s: int = 30
     venue_code_grace_s: int = 60
-    min_spend_thb: Decimal | None = None
-    merchant_ids: list[int] | None = None
-    categories: list[str] | None = None
-    collection_geofence_ids: list[int] | None = None
-    collection_required: int | None = None
-    badge_code: str | None = None
-    reward_multiplier: Decimal | None = None
-    reward_multiplier_days: int | None = None
-    chain_steps: list[int] | None = None
     status: Literal["active", "disabled"] = "active"
 
     def is_active(self, now: dt.datetime) -> bool:
@@ -144,7 +150,7 @@ def verify_venue_code(code: str | None, *, secret: str, mission_id: int, now_s: 
 # --- Validation of admin input ----------------------------------------------------------------
 
 
-class MissionSpec(msgspec.Struct, kw_only=True):
+class MissionSpec(KindRules, frozen=True, kw_only=True):
     """What an admin may set on a mission (create, or the merged result of an update)."""
 
     code: str
@@ -166,15 +172,6 @@ class MissionSpec(msgspec.Struct, kw_only=True):
     venue_code_grace_s: int = 60
     description_th: str = ""
     description_en: str = ""
-    min_spend_thb: Decimal | None = None
-    merchant_ids: list[int] | None = None
-    categories: list[str] | None = None
-    collection_geofence_ids: list[int] | None = None
-    collection_required: int | None = None
-    badge_code: str | None = None
-    reward_multiplier: Decimal | None = None
-    reward_multiplier_days: int | None = None
-    chain_steps: list[int] | None = None
 
 
 def validate_spec(spec: MissionSpec) -> MissionSpec:

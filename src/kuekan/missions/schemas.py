@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from kuekan.missions.model import Audience, Kind, Recurrence
+from kuekan.missions.model import Audience, Kind, KindRules, Recurrence
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -80,7 +80,7 @@ class MissionPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omi
     status: Literal["active", "disabled"] | msgspec.UnsetType = msgspec.UNSET
 
 
-class MissionOut(msgspec.Struct, kw_only=True):
+class MissionOut(KindRules, frozen=True, kw_only=True):
     """A mission as members and admins see it (never the venue secret)."""
 
     id: int
@@ -102,15 +102,6 @@ class MissionOut(msgspec.Struct, kw_only=True):
     multiplier_eligible: bool
     venue_code_required: bool
     status: str
-    min_spend_thb: Decimal | None = None
-    merchant_ids: list[int] | None = None
-    categories: list[str] | None = None
-    collection_geofence_ids: list[int] | None = None
-    collection_required: int | None = None
-    badge_code: str | None = None
-    reward_multiplier: Decimal | None = None
-    reward_multiplier_days: int | None = None
-    chain_steps: list[int] | None = None
     distance_m: float | None = None
     budget_remaining_points: int | None = None
 

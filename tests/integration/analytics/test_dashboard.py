@@ -103,7 +103,7 @@ async def test_dashboard_equals_direct_sql_after_a_scripted_day(
     got = r.json()
     truth = await _truth(pool)
     for field, value in truth.items():
-        assert got[field] == value, (field, got[field], value)
+        assert _matches(field, got[field], value), (field, got[field], value)
     assert got["points_awarded_today"] >= 100 + 50 + 30 + 20 + 20 + 15 + 35
     assert {"mission_id": 9001, "completions": 2} in got["top_missions"]
     assert {"merchant_id": shop, "transactions": 2} in got["top_merchants"]
@@ -123,7 +123,7 @@ async def test_dashboard_equals_direct_sql_after_a_scripted_day(
     await redis.flushdb()
     rebuilt = (await http.get("/admin/dashboard/realtime", headers=admin)).json()
     for field, value in (await _truth(pool)).items():
-        assert rebuilt[field] == value, field
+        assert _matches(field, rebuilt[field], value), field
     assert rebuilt["top_missions"] == got["top_missions"]
 
 
@@ -134,3 +134,11 @@ async def test_dashboard_is_refused_to_members_and_merchant_staff(
     assert r.status_code == 403 and r.json()["code"] == "forbidden_scope"
     r = await http.get("/admin/dashboard/realtime")
     assert r.status_code == 401
+
+
+def _matches(field: str, got: object, truth: object) -> bool:
+    """Exact, except distinct members counted by a Redis HyperLogLog: within its error bound
+    (0.81 % standard error; exact for the few members of a short run, ~0.5 % off at ~700)."""
+    if field == "active_members_today" and isinstance(got, int) and isinstance(truth, int):
+        return abs(got - truth) <= max(1, truth // 50)
+    return got == truth
