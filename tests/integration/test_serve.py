@@ -1,0 +1,68 @@
+"""`kuekan serve --workers 2`: one process per worker on SO_REUSEPORT sockets, supervised."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, _free_port
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(x) for x in out.stdout.split()]
+
+
+@pytest.fixture
+def two_workers(database: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kuekan", "serve", "--port", str(port), "--workers", "2"],
+        cwd=REPO, env={**os.environ, "KUEKAN_RATE_LIMITS": "off"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200 and len(
+                    _children(proc.pid)) == 2:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    yield proc, base
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_both_workers_serve_and_sigterm_stops_everything(
+        two_workers: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, base = two_workers
+    children = _children(proc.pid)
+    assert len(children) == 2
+    for _ in range(20):  # fresh connections, spread by the kernel over both sockets
+        with httpx.Client() as c:
+            assert c.get(f"{base}/healthz").status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert all(not os.path.exists(f"/proc/{c}") for c in children)
+
+
+def test_a_dead_worker_stops_the_server_with_an_error(
+        two_workers: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, _ = two_workers
+    first, second = _children(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert proc.wait(timeout=20) != 0  # the supervisor restarts the whole server
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{second}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{second}")
