@@ -97,6 +97,7 @@ REFUSAL_TEXT: dict[str, tuple[str, str]] = {
     "member_on_hold": ("Your account is on hold pending review",
                        "บัญชีของคุณถูกระงับชั่วคราวระหว่างการตรวจสอบ"),
     "member_not_found": ("Member not found", "ไม่พบสมาชิก"),
+    "merchant_not_found": ("Merchant not found", "ไม่พบร้านค้า"),
     "funder_not_found": ("Funder not found", "ไม่พบผู้สนับสนุนแต้ม"),
     "transfer_not_found": ("Transfer not found", "ไม่พบรายการโอนแต้ม"),
     "transfer_not_reversible": ("This transfer cannot be reversed", "รายการนี้ไม่สามารถกลับรายการได้"),
@@ -108,3 +109,9 @@ REFUSAL_TEXT: dict[str, tuple[str, str]] = {
     "coupon_expired": ("This coupon has expired", "คูปองนี้หมดอายุแล้ว"),
     "invalid_amount": ("Points must be a positive integer", "จำนวนแต้มต้องเป็นจำนวนเต็มบวก"),
 }
+
+
+def known(code: str, status: int = 409) -> DomainError:
+    """The DomainError for a code of REFUSAL_TEXT (one message per code, wherever raised)."""
+    en, th = REFUSAL_TEXT.get(code, (code.replace("_", " ").capitalize(), "ไม่สามารถทำรายการได้"))
+    return DomainError(code, status, en, th)

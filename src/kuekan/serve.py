@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 from typing import Any
 
 import uvicorn
@@ -89,6 +88,3 @@ def serve(host: str, port: int, workers: int, backlog: int) -> int:
             forward(signal.SIGTERM, None)
     return status
 
-
-if __name__ == "__main__":  # pragma: no cover - debugging aid
-    sys.exit(serve("127.0.0.1", 8000, 2, 8192))

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from kuekan.errors import REFUSAL_TEXT, DomainError
+from kuekan.errors import DomainError, known
 from kuekan.settings import Settings
 
 _STATUS_BY_STATE = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
@@ -15,8 +15,7 @@ _STATUS_BY_STATE = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
 
 def refusal_from_db(code: str, status: int = 409) -> DomainError:
     """The DomainError for a refusal code raised by a ledger SQL function."""
-    en, th = REFUSAL_TEXT.get(code, (code.replace("_", " ").capitalize(), "ไม่สามารถทำรายการได้"))
-    return DomainError(code, status, en, th)
+    return known(code, status)
 
 
 def map_db_error(exc: asyncpg.PostgresError) -> DomainError | None:

@@ -12,7 +12,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from kuekan import audit, metrics
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.fraud import model
 from kuekan.fraud import repository as repo
 from kuekan.fraud.model import Checkin, Finding, Thresholds
@@ -240,7 +240,7 @@ def cannot_hold() -> DomainError:
 async def hold(pool: asyncpg.Pool, member_id: int, reason: str, by: str) -> str:
     async with pool.acquire() as conn, conn.transaction():
         if await repo.member_status(conn, member_id) is None:
-            raise DomainError("member_not_found", 404, "Member not found", "ไม่พบสมาชิก")
+            raise known("member_not_found", 404)
         if not await repo.hold_member(conn, member_id, reason):
             raise cannot_hold()
         await audit.record(conn, by, "member.hold", f"member:{member_id}", {"reason": reason})
@@ -251,7 +251,7 @@ async def lift_hold(pool: asyncpg.Pool, member_id: int, by: str) -> str:
     async with pool.acquire() as conn, conn.transaction():
         status = await repo.member_status(conn, member_id)
         if status is None:
-            raise DomainError("member_not_found", 404, "Member not found", "ไม่พบสมาชิก")
+            raise known("member_not_found", 404)
         if status != "on_hold":
             raise DomainError("member_not_on_hold", 409, "This member is not on hold",
                               "สมาชิกนี้ไม่ได้ถูกระงับ")

@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.idempotency import request_hash
 from kuekan.ledger import repository as repo
 from kuekan.ledger.schemas import AwardIn, FunderIn, FunderList, FunderOut, ReverseIn
@@ -55,7 +55,7 @@ class AdminLedgerController(Controller):
                          funder_id: int) -> FunderOut:
         row = await repo.get_funder(request.app.state.pool, funder_id)
         if row is None:
-            raise DomainError("funder_not_found", 404, "Funder not found", "ไม่พบผู้สนับสนุนแต้ม")
+            raise known("funder_not_found", 404)
         return _funder_out(row)
 
     @post("/awards", status_code=201)

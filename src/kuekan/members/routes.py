@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from kuekan.auth.guards import provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.members import model
 from kuekan.members import repository as repo
 from kuekan.members.schemas import Expiring, HistoryItem, HistoryPage, MeOut, PocketOut
@@ -18,7 +18,7 @@ from kuekan.pagination import page_limit, parse_cursor
 
 
 def member_gone() -> DomainError:
-    return DomainError("member_not_found", 404, "Member not found", "ไม่พบสมาชิก")
+    return known("member_not_found", 404)
 
 
 class MeController(Controller):

@@ -12,7 +12,7 @@ from litestar.params import Parameter
 
 from kuekan.auth.guards import provide_admin, provide_merchant
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.kit.clock import bangkok_day
 from kuekan.ledger import repository as ledger_repo
 from kuekan.members import repository as members_repo
@@ -87,7 +87,7 @@ class AdminMerchantsController(Controller):
                   merchant_id: int) -> MerchantOut:
         row = await repo.get_merchant(request.app.state.pool, merchant_id)
         if row is None:
-            raise DomainError("merchant_not_found", 404, "Merchant not found", "ไม่พบร้านค้า")
+            raise known("merchant_not_found", 404)
         return _merchant_out(row)
 
     @post("/{merchant_id:int}/staff", status_code=201)
@@ -95,7 +95,7 @@ class AdminMerchantsController(Controller):
                         merchant_id: int, data: StaffIn) -> StaffOut:
         pool = request.app.state.pool
         if await repo.get_merchant(pool, merchant_id) is None:
-            raise DomainError("merchant_not_found", 404, "Merchant not found", "ไม่พบร้านค้า")
+            raise known("merchant_not_found", 404)
         sid = await members_repo.ensure_staff(pool, data.line_sub, "merchant", merchant_id, None)
         return StaffOut(id=sid, line_sub=data.line_sub, merchant_id=merchant_id)
 

@@ -14,7 +14,7 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -40,7 +40,7 @@ async def export(conn: Conn, member_id: int) -> dict[str, Any]:
         "select id, line_sub, display_name, tier, status, segment, district_code, created_at"
         " from members where id = $1", member_id)
     if member is None:
-        raise DomainError("member_not_found", 404, "Member not found", "ไม่พบสมาชิก")
+        raise known("member_not_found", 404)
 
     async def rows(sql: str) -> list[dict[str, Any]]:
         return [dict(r) for r in await conn.fetch(sql, member_id)]

@@ -16,6 +16,7 @@ from kuekan.auth.tokens import Principal, TokenService
 from kuekan.errors import DomainError
 from kuekan.idempotency import request_hash
 from kuekan.kit.clock import bangkok_day, utcnow
+from kuekan.kit.ttlcache import TtlCache
 from kuekan.ledger import repository as ledger_repo
 from kuekan.ledger.service import Ledger, Outcome
 from kuekan.logging import get_logger
@@ -55,7 +56,7 @@ class RewardsService:
         self.tokens = tokens
         self.settings = settings
         self.config = config
-        self._merchants: dict[int, tuple[float, asyncpg.Record]] = {}
+        self._merchants: TtlCache[asyncpg.Record] = TtlCache(config.merchant_cache_s)
         self._missions_hook: bool | None = None
 
     # Coupons ------------------------------------------------------------------------------
@@ -107,12 +108,12 @@ class RewardsService:
     async def _merchant(self, merchant_id: int) -> asyncpg.Record:
         """The earn rule, cached briefly per process (admins rarely change it)."""
         hit = self._merchants.get(merchant_id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        if hit is not None:
+            return hit
         row = await repo.merchant_earn_rule(self.pool, merchant_id)
         if row is None or row["status"] != "active":
             raise err("merchant_not_found")
-        self._merchants[merchant_id] = (time.monotonic() + self.config.merchant_cache_s, row)
+        self._merchants.put(merchant_id, row)
         return row
 
     async def scan(self, staff: Principal, key: str, data: ScanIn,
