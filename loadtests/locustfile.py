@@ -17,6 +17,7 @@ timeouts, connection errors, unexpected statuses).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -27,8 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.argument_parser
+import locust.runners
 from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
+
+# A worker whose event loop is busy for 3 s (the default liveness) is declared missing, and when
+# the last one is, the master ends the test early. On a 2-core box shared with the service a
+# spawning worker can lag that long; 30 s keeps the run going and still catches a dead worker.
+locust.runners.HEARTBEAT_LIVENESS = 30
+# Locust 2.4x workers rebuild the whole argument parser once per option key of every spawn
+# message (runners.WorkerRunner.handle_message calls argument_parser.default_args_dict() inside
+# a dict comprehension): about 100 parser builds a second, which py-spy showed as 75 % of each
+# worker's CPU during a ramp. The defaults never change within a process, so build them once.
+locust.argument_parser.default_args_dict = functools.cache(locust.argument_parser.default_args_dict)
 
 SCENARIO = os.environ.get("KUEKAN_SCENARIO", "event_flood")
 LOAD_DIR = Path(os.environ.get("KUEKAN_LOAD_DIR", Path(__file__).parent / "reports" / "fixtures"))
@@ -129,11 +142,13 @@ class KueKanUser(FastHttpUser):
                     return None
         return None
 
-    def get(self, path: str, token: str, name: str) -> Any:
+    def get(self, path: str, token: str, name: str, *, parse: bool = False) -> Any:
+        """GET; the body is parsed only when the caller uses it (``parse``), so the load
+        generator spends its CPU on requests, not on decoding pages it throws away."""
         with self.client.get(path, headers=self.auth(token), name=name,
                              catch_response=True) as resp:
             classify(resp, (200,))
-            if resp.status_code == 200:
+            if resp.status_code == 200 and parse:
                 try:
                     return json.loads(resp.text)
                 except ValueError:
@@ -145,7 +160,7 @@ def reward_ids(user: KueKanUser, token: str) -> list[int]:
     ids = list(FIXTURES.get("reward_ids") or [])
     if ids:
         return ids
-    data = user.get(f"{API}/rewards", token, "GET /rewards")
+    data = user.get(f"{API}/rewards", token, "GET /rewards", parse=True)
     items = data.get("items", []) if isinstance(data, dict) else (data or [])
     return [it["id"] for it in items if isinstance(it, dict) and "id" in it]
 
@@ -206,7 +221,7 @@ class MerchantStaff(KueKanUser):
         self.rewards_here = [int(r) for r, mids in where.items() if self.merchant_id in mids]
 
     def member_qr(self, member_token: str) -> str | None:
-        data = self.get(f"{API}/me/qr", member_token, "GET /me/qr")
+        data = self.get(f"{API}/me/qr", member_token, "GET /me/qr", parse=True)
         return data.get("token") if isinstance(data, dict) else None
 
     @task(8)

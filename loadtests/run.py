@@ -298,7 +298,9 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
     dsn = await recreate_database(args.db)
     redis_url = f"{REDIS_BASE}/{args.redis_db}"
     await flush_redis_db(redis_url)
-    env = stack_env(dsn, redis_url, KUEKAN_WEB_WORKERS=str(args.workers))
+    # The worker serves its metrics on a free port: a fixed 9100 may be held by another stack.
+    env = stack_env(dsn, redis_url, KUEKAN_WEB_WORKERS=str(args.workers),
+                    KUEKAN_WORKER_METRICS_PORT=str(free_port()))
     print("seed:", cli(env, "seed").strip(), flush=True)
     procs = Procs()
     REPORTS.mkdir(parents=True, exist_ok=True)
@@ -319,7 +321,12 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         lenv = {**env, "KUEKAN_SCENARIO": scenario, "KUEKAN_LOAD_DIR": str(FIX),
                 "KUEKAN_DURATION_S": str(args.duration), "KUEKAN_PEAK_USERS": str(peak),
                 "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
-                "KUEKAN_LOCUST_PROCESSES": str(processes)}
+                "KUEKAN_LOCUST_PROCESSES": str(processes),
+                # gevent resolves host names on a thread pool by default: every new connection
+                # is a hand-off to a pool thread that must win the GIL from a busy hub, and at
+                # 80 new users a second those queued for seconds (measured as check-in latency,
+                # the first request of each user). The host is an IP literal: resolve inline.
+                "GEVENT_RESOLVER": "block"}
         argv = [PY, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
                 "--headless", "--host", base, "--processes", str(processes),
                 "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary",

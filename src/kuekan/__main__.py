@@ -18,13 +18,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import uvloop
     from arq import run_worker
 
+    from kuekan.outbox.queue import arq_redis
     from kuekan.worker import WorkerSettings, health_check
 
     if args.health_check:
         return 0 if asyncio.run(health_check()) else 1
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    # ARQ runs on whatever loop is current; uvloop's C transports took the worker's CPU per
+    # outbox row down by a third in the event flood (docs/PERFORMANCE.md).
+    asyncio.set_event_loop(uvloop.new_event_loop())
+    run_worker(WorkerSettings,  # type: ignore[arg-type]
+               redis_pool=arq_redis(get_settings().redis_url))
     return 0
 
 

@@ -11,16 +11,34 @@ import redis.asyncio as aioredis
 from kuekan.settings import Settings
 
 
-def create_redis(settings: Settings) -> aioredis.Redis:
-    """A pooled client; short socket timeouts so a dead Redis degrades instead of hanging."""
-    return aioredis.from_url(
-        settings.redis_url,
-        decode_responses=False,
+def redis_pool(url: str, *, max_connections: int = 256) -> aioredis.BlockingConnectionPool:
+    """The connection pool every KueKan Redis client uses.
+
+    redis-py 5.3's default asyncio ``ConnectionPool`` holds one pool-wide lock while it checks
+    the connection it hands out, and that check awaits a zero-timeout read: every command of the
+    process waits its turn for one event-loop iteration (redis/redis-py#3692). Under an event
+    flood the API's check-ins queued there for seconds while Redis and PostgreSQL sat idle.
+    ``BlockingConnectionPool`` checks the connection outside its lock, and waits up to
+    ``POOL_WAIT_S`` for a free connection instead of failing at the cap.
+    """
+    return aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_S,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
-        max_connections=256,
         health_check_interval=30,
     )
+
+
+# Longest wait for a free pooled connection; after it the caller sees a RedisError and takes
+# the path for an unreachable Redis (PostgreSQL decides alone).
+POOL_WAIT_S = 2.0
+
+
+def create_redis(settings: Settings) -> aioredis.Redis:
+    """A pooled client; short socket timeouts so a dead Redis degrades instead of hanging."""
+    return aioredis.Redis.from_pool(redis_pool(settings.redis_url))
 
 
 def idem_key(scope: str, key: str) -> str:

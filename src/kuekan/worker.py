@@ -64,8 +64,12 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["pool"].close()
-    await ctx["kk_redis"].aclose()
+    # Also runs after a failed startup: close only what startup got to open, so the error
+    # that stopped the worker is the one its log ends with.
+    if "pool" in ctx:
+        await ctx["pool"].close()
+    if "kk_redis" in ctx:
+        await ctx["kk_redis"].aclose()
 
 
 async def health_check() -> bool:

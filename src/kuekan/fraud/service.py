@@ -69,7 +69,8 @@ async def on_checkin(ctx: HandlerContext, conn: Conn, ev: Event) -> None:
     s = ctx.settings
     th = Thresholds.from_settings(s)
     st = await repo.checkin_stats(conn, ev.id, c, s.fraud_velocity_window_s,
-                                  s.fraud_geofence_burst_window_s, s.fraud_device_window_days)
+                                  s.fraud_geofence_burst_window_s, s.fraud_device_window_days,
+                                  th.geofence_burst_max)
     findings = [
         model.checkin_velocity(c, st["in_window"], th),
         model.impossible_travel(c, prev, th),

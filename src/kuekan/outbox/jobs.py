@@ -19,7 +19,7 @@ from kuekan.notify import jobs as notify_jobs
 from kuekan.outbox import relay
 from kuekan.outbox import repository as repo
 from kuekan.outbox.handlers import PROBE_TOPIC, Event, Handler, HandlerContext, probe
-from kuekan.outbox.queue import ArqQueue, backoff_s
+from kuekan.outbox.queue import ArqQueue, backoff_s, outbox_job_id
 from kuekan.settings import Settings, get_settings
 
 log = get_logger("kuekan.outbox")
@@ -73,10 +73,39 @@ async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
         log.warning("outbox_retry", outbox_id=outbox_id, error=error, try_=job_try,
                     defer_s=round(delay, 3))
         raise Retry(defer=delay) from exc
+    await _after(ctx, outbox_id, status, topic)
+    return status
+
+
+async def _after(ctx: dict[str, Any], outbox_id: int, status: str, topic: str | None) -> None:
     if status == "done" and topic in notify_jobs.PLANNING_TOPICS and "queue" in ctx:
         # Deliveries run as their own jobs; a crash right here is covered by the sweep.
         await notify_jobs.enqueue_for_outbox(ctx["pool"], ctx["queue"], outbox_id)
-    return status
+
+
+async def handle_outbox_batch(ctx: dict[str, Any], outbox_ids: list[int]) -> dict[str, int]:
+    """The job of a relay batch: each row in its own transaction, exactly as ``handle_outbox``.
+
+    A row whose handlers raise continues as its own ``handle_outbox`` job, deferred by the first
+    backoff step, so one bad row neither fails nor delays the rest. Running the batch again
+    (its worker died) finds the finished rows recorded and skips them.
+    """
+    settings: Settings = ctx["settings"]
+    counts: dict[str, int] = {}
+    for outbox_id in outbox_ids:
+        try:
+            status, topic = await process(ctx["pool"], settings, outbox_id, 1)
+        except Exception as exc:  # noqa: BLE001 - any handler failure: the row retries alone
+            delay = backoff_s(1, settings.outbox_retry_base_s, settings.outbox_retry_cap_s)
+            log.warning("outbox_retry", outbox_id=outbox_id, try_=1, defer_s=round(delay, 3),
+                        error=f"{type(exc).__name__}: {exc}")
+            await ctx["queue"].enqueue(relay.HANDLE_JOB, outbox_id,
+                                       job_id=outbox_job_id(outbox_id), defer_s=delay)
+            status, topic = "retry", None
+        else:
+            await _after(ctx, outbox_id, status, topic)
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 async def outbox_tick(ctx: dict[str, Any]) -> int:
@@ -133,6 +162,9 @@ WORKER_FUNCTIONS: list[Any] = [
     # ARQ's own try cap sits above ours so a row is always dead-lettered, never dropped.
     func(handle_outbox, name="handle_outbox", timeout=_settings.outbox_job_timeout_s,
          max_tries=_settings.outbox_max_tries + 1),
+    # A batch is not retried as a whole: its failing rows leave as handle_outbox jobs.
+    func(handle_outbox_batch, name=relay.BATCH_JOB, timeout=_settings.outbox_job_timeout_s,
+         max_tries=3),
     func(notify_jobs.deliver_message, name="deliver_message", timeout=120,
          max_tries=_settings.outbox_max_tries + 1),
     outbox_tick, outbox_sweep, *notify_jobs.CRON_FUNCTIONS,

@@ -13,6 +13,8 @@ from typing import Any, Literal, Protocol
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
+from kuekan.cache import redis_pool
+
 Recovery = Literal["queued", "enqueued", "released"]
 # Concurrent enqueues per batch: enough to hide Redis round trips, bounded so a batch of
 # thousands never opens thousands of connections.
@@ -29,6 +31,12 @@ def backoff_s(job_try: int, base_s: float, cap_s: float, rng: random.Random | No
 def outbox_job_id(outbox_id: int, redrives: int = 0) -> str:
     """The queue id of an outbox row's job; a re-drive gets a fresh one."""
     return f"outbox:{outbox_id}" if redrives == 0 else f"outbox:{outbox_id}:r{redrives}"
+
+
+def arq_redis(url: str) -> ArqRedis:
+    """The ARQ worker's Redis client, on KueKan's pool (see ``kuekan.cache.redis_pool``):
+    ARQ's own default pool serialises every command of the worker on one lock."""
+    return ArqRedis(redis_pool(url))
 
 
 class JobQueue(Protocol):

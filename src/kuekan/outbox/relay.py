@@ -1,4 +1,10 @@
-"""The relay: unrelayed outbox rows → queue jobs (job id = outbox id), and orphan recovery.
+"""The relay: unrelayed outbox rows → queue jobs, and orphan recovery.
+
+Rows go to the queue in jobs of up to ``ROWS_PER_JOB`` rows (``handle_outbox_batch``, job id
+``outbox:<first id>+<count>``): a queue job costs about ten Redis commands and a task in the
+worker, and paying that once per row was most of the worker's CPU in an event flood. A row
+whose handlers fail in a batch continues as its own ``handle_outbox`` job (job id = outbox id)
+with the retries and dead-lettering; re-driven rows always go alone.
 
 Rows are taken ``FOR UPDATE SKIP LOCKED`` in id order, so several relays (one per worker
 process, plus the cron tick) share the backlog without taking the same row. A crash between
@@ -21,18 +27,40 @@ from kuekan.outbox.queue import JobQueue, outbox_job_id
 
 log = get_logger("kuekan.outbox.relay")
 HANDLE_JOB = "handle_outbox"
+BATCH_JOB = "handle_outbox_batch"
+# Rows per batch job: big enough to make the queue's per-job cost vanish, small enough that the
+# relay's 500-row claims still spread over several jobs running side by side.
+ROWS_PER_JOB = 25
 # A relay pass stops after this many batches so a cron tick never runs for long.
 BATCHES_PER_PASS_MAX = 20
 
 
+def batch_job_id(ids: list[int]) -> str:
+    return f"outbox:{ids[0]}+{len(ids)}"
+
+
+def plan_jobs(rows: list[asyncpg.Record]) -> tuple[list[tuple[str, tuple[Any, ...]]],
+                                                  list[tuple[str, tuple[Any, ...]]]]:
+    """(batch jobs, single-row jobs) for claimed rows, in id order."""
+    fresh = [int(r["id"]) for r in rows if r["redrives"] == 0]
+    batches = [(batch_job_id(chunk), (chunk,))
+               for chunk in (fresh[i:i + ROWS_PER_JOB] for i in range(0, len(fresh), ROWS_PER_JOB))]
+    singles: list[tuple[str, tuple[Any, ...]]] = [
+        (outbox_job_id(r["id"], r["redrives"]), (r["id"],)) for r in rows if r["redrives"] > 0]
+    return batches, singles
+
+
 async def relay_once(pool: asyncpg.Pool, queue: JobQueue, batch_size: int) -> int:
-    """Relay one batch; returns how many rows it moved."""
+    """Relay one claim of rows; returns how many rows it moved."""
     async with pool.acquire() as conn, conn.transaction():
         rows = await repo.claim_unrelayed(conn, batch_size)
         if not rows:
             return 0
-        await queue.enqueue_many(
-            HANDLE_JOB, [(outbox_job_id(r["id"], r["redrives"]), (r["id"],)) for r in rows])
+        batches, singles = plan_jobs(rows)
+        if batches:
+            await queue.enqueue_many(BATCH_JOB, batches)
+        if singles:
+            await queue.enqueue_many(HANDLE_JOB, singles)
         await repo.mark_relayed(conn, [r["id"] for r in rows])
     return len(rows)
 

@@ -10,7 +10,7 @@ import pytest
 from arq.worker import Retry
 
 from kuekan.outbox import relay
-from kuekan.outbox.jobs import handle_outbox
+from kuekan.outbox.jobs import handle_outbox, handle_outbox_batch
 from kuekan.outbox.queue import backoff_s
 from tests.integration.workers.conftest import add_outbox
 
@@ -80,12 +80,47 @@ class RecordingQueue:
         return "queued"
 
 
-async def test_relay_gives_each_row_one_job_named_after_it(pool: asyncpg.Pool) -> None:
-    ids = [await add_outbox(pool, "ops.noop", {"n": i}) for i in range(25)]
+async def test_relay_groups_fresh_rows_into_batch_jobs_and_sends_redriven_rows_alone(
+        pool: asyncpg.Pool) -> None:
+    ids = [await add_outbox(pool, "ops.noop", {"n": i}) for i in range(60)]
+    redriven = await add_outbox(pool, "ops.noop", {"n": "again"})
+    await pool.execute("update outbox set redrives = 2 where id = $1", redriven)
     queue = RecordingQueue()
-    while await relay.relay_once(pool, queue, 10):
+    while await relay.relay_once(pool, queue, 40):
         pass
-    for oid in ids:
-        assert queue.jobs[f"outbox:{oid}"] == (oid,)
+    batches = {j: a[0] for j, a in queue.jobs.items() if "+" in j}
+    # (Other tests' unrelayed rows may ride along in the same batches.)
+    batched = [oid for chunk in batches.values() for oid in chunk if oid in set(ids)]
+    # Every fresh row is in exactly one batch, batches hold at most ROWS_PER_JOB rows in id
+    # order, and each job id names its first row and its size.
+    assert sorted(batched) == ids and len(set(batched)) == len(batched)
+    assert redriven not in {oid for chunk in batches.values() for oid in chunk}
+    for job_id, chunk in batches.items():
+        assert 0 < len(chunk) <= relay.ROWS_PER_JOB and chunk == sorted(chunk)
+        assert job_id == f"outbox:{chunk[0]}+{len(chunk)}"
+    assert queue.jobs[f"outbox:{redriven}:r2"] == (redriven,)
     assert await pool.fetchval("select count(*) from outbox where id = any($1::bigint[])"
-                               " and relayed_at is null", ids) == 0
+                               " and relayed_at is null", [*ids, redriven]) == 0
+
+
+async def test_batch_job_runs_each_row_once_and_hands_a_failing_row_to_its_own_job(
+        ctx: dict[str, Any], pool: asyncpg.Pool) -> None:
+    good = [await add_outbox(pool, "ops.probe", {}) for _ in range(3)]
+    bad = await add_outbox(pool, "ops.probe", {"fail_until_redrive": True})
+    # As the relay leaves them (other tests' relays must not pick these rows up).
+    await pool.execute("update outbox set relayed_at = now() where id = any($1::bigint[])",
+                       [*good, bad])
+    queue = RecordingQueue()
+    bctx = {**ctx, "queue": queue}
+    counts = await handle_outbox_batch(bctx, [good[0], bad, good[1], good[2]])
+    assert counts == {"done": 3, "retry": 1}
+    assert [await effects(pool, oid) for oid in good] == [1, 1, 1]
+    assert await effects(pool, bad) == 0
+    assert queue.jobs == {f"outbox:{bad}": (bad,)}  # the usual single-row job, retries and all
+    # The batch run again (its worker died after the commit): nothing happens twice.
+    again = await handle_outbox_batch(bctx, [good[0], good[1], good[2]])
+    assert again == {"duplicate": 3}
+    assert [await effects(pool, oid) for oid in good] == [1, 1, 1]
+    # The failing row's own job goes on to the dead letters like any single-row job.
+    max_tries = ctx["settings"].outbox_max_tries
+    assert await handle_outbox({**ctx, "job_try": max_tries}, bad) == "dead"
