@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Business limits.
     member_daily_cap_points: int = 1000
     budget_slices: int = 16
+    # Group commit of check-ins (kuekan.missions.batch): most check-ins per kk_checkin_batch
+    # call (1..32), 0 = every check-in its own transaction.
+    checkin_batch_max: int = 16
     points_expiry_months: int = 12
     # Idempotency.
     idempotency_retention_days: int = 30

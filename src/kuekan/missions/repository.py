@@ -109,6 +109,15 @@ async def checkin_idem(
     return res
 
 
+async def checkin_batch(db: Db, items: list[dict[str, Any]], member_cap: int | None,
+                        slices: int) -> list[dict[str, Any]]:
+    """Several check-ins in one round trip and one commit: one result per item, in order;
+    a refused item comes back as {"refused": code, "state": sqlstate}."""
+    res: list[dict[str, Any]] = await db.fetchval(
+        "select kk_checkin_batch($1, $2, $3)", items, member_cap, slices)
+    return res
+
+
 async def checkin_refused(
     db: Db, *, scope: str, key: str, req_hash: str, member_id: int, mission_id: int,
     lat: float, lon: float, accuracy_m: float, distance_m: float | None, decision: str,

@@ -233,7 +233,7 @@ class CheckinController(Controller):
         key = idempotency_key(request)
         state = request.app.state
         ledger: Ledger = state.ledger
-        checkins = service.Checkins(ledger, state.catalog)
+        checkins = service.Checkins(ledger, state.catalog, state.checkin_batcher)
         try:
             outcome = await checkins.checkin(scope=member.scope, member_id=member.subject_id,
                                              key=key, data=data)

@@ -31,6 +31,7 @@ from kuekan.ledger.service import Ledger, Outcome
 from kuekan.logging import get_logger
 from kuekan.missions import model
 from kuekan.missions import repository as repo
+from kuekan.missions.batch import CheckinBatcher
 from kuekan.missions.model import Mission, MissionSpec
 from kuekan.missions.schemas import CheckinIn
 
@@ -111,6 +112,11 @@ async def startup(app: Litestar) -> None:
     catalog = Catalog()
     await catalog.refresh(app.state.pool)
     app.state.catalog = catalog
+    settings = app.state.settings
+    app.state.checkin_batcher = (
+        CheckinBatcher(app.state.pool, member_cap=settings.member_daily_cap_points,
+                       slices=settings.budget_slices, max_batch=settings.checkin_batch_max)
+        if settings.checkin_batch_max > 0 else None)
     app.state.catalog_watch = asyncio.create_task(_watch(app), name="catalog-watch")
 
 
@@ -160,9 +166,11 @@ async def check_references(db: repo.Db, spec: MissionSpec) -> None:
 class Checkins:
     """POST /checkins, behind the idempotency gate and the Redis limits."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog) -> None:
+    def __init__(self, ledger: Ledger, catalog: Catalog,
+                 batcher: CheckinBatcher | None = None) -> None:
         self.ledger = ledger
         self.catalog = catalog
+        self.batcher = batcher
 
     async def checkin(self, *, scope: str, member_id: int, key: str, data: CheckinIn,
                       now: dt.datetime | None = None) -> Outcome:
@@ -244,6 +252,20 @@ class Checkins:
         d = ev.decision
         settings = self.ledger.settings
         fences = self._place_fences(ev.data)
+        if self.batcher is not None:
+            try:
+                return await self.batcher.run({
+                    "scope": ev.scope, "key": ev.key, "hash": ev.req_hash,
+                    "member": ev.member_id, "mission": mission.id, "day": day.isoformat(),
+                    "lat": ev.data.lat, "lon": ev.data.lon, "accuracy": ev.data.accuracy_m,
+                    "distance": d.distance_to_edge_m if d else None,
+                    "decision": d.decision if d else "none", "risk": bool(d and d.risk_flag),
+                    "device": ev.data.device_id, "fences": fences})
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # The whole batch was rolled back (deadlock, serialization failure, lost
+                # connection): run this check-in alone, with the retries below.
+                log.info("checkin_batch_fallback", member_id=ev.member_id,
+                         error=type(exc).__name__)
         for attempt in range(SQL_ATTEMPTS):
             try:
                 return await repo.checkin_idem(
