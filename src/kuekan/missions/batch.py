@@ -32,7 +32,7 @@ _STATUS = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
 class CheckinBatcher:
     def __init__(self, pool: asyncpg.Pool, *, member_cap: int | None, slices: int,
                  max_batch: int = 16, max_inflight: int = 2) -> None:
-        assert 1 <= max_batch <= 32  # noqa: S101 - kk_checkin_batch refuses more
+        assert 1 <= max_batch <= 32  # kk_checkin_batch refuses more
         self.pool = pool
         self.member_cap = member_cap
         self.slices = slices

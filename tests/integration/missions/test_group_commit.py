@@ -7,7 +7,6 @@ or is refused on its own, and a batch that fails as a whole commits nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import re
 import uuid
 from typing import Any
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from kuekan.errors import DomainError
+from kuekan.kit.clock import bangkok_day
 from kuekan.missions.batch import CheckinBatcher
 from tests.conftest import World, assert_ledger_ok, idem
 from tests.integration.missions.helpers import box, create_fence, create_mission
@@ -44,7 +44,7 @@ async def test_concurrent_checkins_share_commits_and_a_refusal_stays_with_its_me
         http: httpx.AsyncClient, world: World, pool: asyncpg.Pool, api_url: str) -> None:
     mission = await _mission(http, world, points=7, recurrence="daily")
     members = await world.members(120)
-    held_id, held = members[17]
+    held_id, _ = members[17]
     await pool.execute("update members set status = 'on_hold', hold_reason = 'test'"
                        " where id = $1", held_id)
     before = await _batches(http, api_url)
@@ -74,7 +74,7 @@ async def test_concurrent_checkins_share_commits_and_a_refusal_stays_with_its_me
 
 def _item(member_id: int, mission_id: int, **kw: Any) -> dict[str, Any]:
     return {"scope": f"m:{member_id}", "key": uuid.uuid4().hex, "hash": "h", "member": member_id,
-            "mission": mission_id, "day": dt.date.today().isoformat(), "lat": LAT, "lon": LON,
+            "mission": mission_id, "day": bangkok_day().isoformat(), "lat": LAT, "lon": LON,
             "accuracy": 8.0, "distance": 50.0, "decision": "inside", "risk": False,
             "device": None, "fences": [], **kw}
 
