@@ -321,12 +321,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         lenv = {**env, "KUEKAN_SCENARIO": scenario, "KUEKAN_LOAD_DIR": str(FIX),
                 "KUEKAN_DURATION_S": str(args.duration), "KUEKAN_PEAK_USERS": str(peak),
                 "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
-                "KUEKAN_LOCUST_PROCESSES": str(processes),
-                # gevent resolves host names on a thread pool by default: every new connection
-                # is a hand-off to a pool thread that must win the GIL from a busy hub, and at
-                # 80 new users a second those queued for seconds (measured as check-in latency,
-                # the first request of each user). The host is an IP literal: resolve inline.
-                "GEVENT_RESOLVER": "block"}
+                "KUEKAN_LOCUST_PROCESSES": str(processes)}
         argv = [PY, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
                 "--headless", "--host", base, "--processes", str(processes),
                 "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary",
