@@ -9,6 +9,8 @@ CHECKINS = Counter("kuekan_checkins_total", "Check-ins by decision", ["decision"
 CHECKIN_BATCH_SIZE = Histogram(
     "kuekan_checkin_batch_size", "Check-ins per group-commit batch (kk_checkin_batch call)",
     buckets=(1, 2, 4, 8, 16, 32))
+CHECKIN_BATCH_FALLBACKS = Counter(
+    "kuekan_checkin_batch_fallbacks", "Check-ins run alone after their batch failed as a whole")
 AWARDS = Counter("kuekan_awards_total", "Point awards committed", ["kind"])
 AWARDED_POINTS = Counter("kuekan_awarded_points_total", "Points awarded", ["kind"])
 REDEMPTIONS = Counter("kuekan_redemptions_total", "Coupons issued and posted", ["phase"])

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from redis.exceptions import RedisError
 
+from kuekan import metrics
 from kuekan.errors import DomainError, invalid
 from kuekan.geo import service as geo_service
 from kuekan.geo.model import Decision, check_accuracy, check_position
@@ -264,6 +265,7 @@ class Checkins:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 # The whole batch was rolled back (deadlock, serialization failure, lost
                 # connection): run this check-in alone, with the retries below.
+                metrics.CHECKIN_BATCH_FALLBACKS.inc()
                 log.info("checkin_batch_fallback", member_id=ev.member_id,
                          error=type(exc).__name__)
         for attempt in range(SQL_ATTEMPTS):
