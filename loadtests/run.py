@@ -321,7 +321,11 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         lenv = {**env, "KUEKAN_SCENARIO": scenario, "KUEKAN_LOAD_DIR": str(FIX),
                 "KUEKAN_DURATION_S": str(args.duration), "KUEKAN_PEAK_USERS": str(peak),
                 "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
-                "KUEKAN_LOCUST_PROCESSES": str(processes)}
+                "KUEKAN_LOCUST_PROCESSES": str(processes),
+                # gevent's default resolver hands every getaddrinfo to a thread pool; its locks
+                # and hand-offs were ~20 % of a Locust worker's CPU during the ramp (one lookup
+                # per new user's connection). The host is an IP literal: resolve inline.
+                "GEVENT_RESOLVER": "block"}
         argv = [PY, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
                 "--headless", "--host", base, "--processes", str(processes),
                 "--csv", str(prefix), "--html", f"{prefix}.html", "--only-summary",
