@@ -94,18 +94,17 @@ async def budget_remaining(db: Db, mission_id: int) -> int | None:
     return None if v is None else int(v)
 
 
-async def checkin_idem(
-    db: Db, *, scope: str, key: str, req_hash: str, member_id: int, mission_id: int,
-    day: dt.date, lat: float, lon: float, accuracy_m: float, distance_m: float | None,
-    decision: str, risk_flag: bool, device_id: str | None, fences: list[int],
-    member_cap: int | None, slices: int,
-) -> dict[str, Any]:
-    """The whole accepted check-in in one round trip; returns {status, body, hash, replay}."""
+async def checkin_idem(db: Db, item: dict[str, Any], member_cap: int | None,
+                       slices: int) -> dict[str, Any]:
+    """The whole accepted check-in in one round trip; returns {status, body, hash, replay}.
+    ``item`` holds kk_checkin_idem's arguments by the names kk_checkin_batch reads."""
     res: dict[str, Any] = await call_json(
         db, "select kk_checkin_idem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
             " $14, $15, $16)",
-        scope, key, req_hash, member_id, mission_id, day, lat, lon, accuracy_m, distance_m,
-        decision, risk_flag, device_id, fences, member_cap, slices)
+        item["scope"], item["key"], item["hash"], item["member"], item["mission"],
+        dt.date.fromisoformat(item["day"]), item["lat"], item["lon"], item["accuracy"],
+        item["distance"], item["decision"], item["risk"], item["device"], item["fences"],
+        member_cap, slices)
     return res
 
 

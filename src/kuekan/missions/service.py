@@ -252,16 +252,17 @@ class Checkins:
         deadlock (nothing was committed, so running it again is safe)."""
         d = ev.decision
         settings = self.ledger.settings
-        fences = self._place_fences(ev.data)
+        # kk_checkin_idem's arguments, as kk_checkin_batch takes them (repo.checkin_idem too).
+        item: dict[str, Any] = {
+            "scope": ev.scope, "key": ev.key, "hash": ev.req_hash, "member": ev.member_id,
+            "mission": mission.id, "day": day.isoformat(), "lat": ev.data.lat,
+            "lon": ev.data.lon, "accuracy": ev.data.accuracy_m,
+            "distance": d.distance_to_edge_m if d else None,
+            "decision": d.decision if d else "none", "risk": bool(d and d.risk_flag),
+            "device": ev.data.device_id, "fences": self._place_fences(ev.data)}
         if self.batcher is not None:
             try:
-                return await self.batcher.run({
-                    "scope": ev.scope, "key": ev.key, "hash": ev.req_hash,
-                    "member": ev.member_id, "mission": mission.id, "day": day.isoformat(),
-                    "lat": ev.data.lat, "lon": ev.data.lon, "accuracy": ev.data.accuracy_m,
-                    "distance": d.distance_to_edge_m if d else None,
-                    "decision": d.decision if d else "none", "risk": bool(d and d.risk_flag),
-                    "device": ev.data.device_id, "fences": fences})
+                return await self.batcher.run(item)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 # The whole batch was rolled back (deadlock, serialization failure, lost
                 # connection): run this check-in alone, with the retries below.
@@ -270,14 +271,9 @@ class Checkins:
                          error=type(exc).__name__)
         for attempt in range(SQL_ATTEMPTS):
             try:
-                return await repo.checkin_idem(
-                    self.ledger.pool, scope=ev.scope, key=ev.key, req_hash=ev.req_hash,
-                    member_id=ev.member_id, mission_id=mission.id, day=day, lat=ev.data.lat,
-                    lon=ev.data.lon, accuracy_m=ev.data.accuracy_m,
-                    distance_m=d.distance_to_edge_m if d else None,
-                    decision=d.decision if d else "none", risk_flag=bool(d and d.risk_flag),
-                    device_id=ev.data.device_id, fences=fences,
-                    member_cap=settings.member_daily_cap_points, slices=settings.budget_slices)
+                return await repo.checkin_idem(self.ledger.pool, item,
+                                               settings.member_daily_cap_points,
+                                               settings.budget_slices)
             except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):
                 if attempt == SQL_ATTEMPTS - 1:
                     raise
