@@ -6,8 +6,9 @@ their own keys.
 
 Afterwards every acknowledged check-in is in the ledger exactly once with the transfer the
 client was told about, every member has exactly one accepted check-in, nothing was answered with
-a 500, batches really were shared, cut-off batches were run again alone, and check-ledger
-passes.
+a 500, batches really were shared, and check-ledger passes. How many check-ins ran again alone
+is printed: whether a termination lands mid-batch is timing (the fallback itself is tested
+deterministically in tests/integration/missions/test_group_commit.py).
 """
 
 from __future__ import annotations
@@ -161,5 +162,4 @@ async def test_checkin_flood_with_backends_terminated_awards_each_member_exactly
     assert accepted == MEMBERS
     assert not any(s.startswith("500") for s in statuses)
     assert 0 < batches < batched  # the flood went through shared commits
-    assert fallbacks > 0  # and batches cut off mid-flight were run again alone
     await assert_ledger_ok(pool)

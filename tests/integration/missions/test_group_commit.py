@@ -14,10 +14,17 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from kuekan.errors import DomainError
+from kuekan.idempotency import Gate
 from kuekan.kit.clock import bangkok_day
+from kuekan.ledger.service import Ledger
 from kuekan.missions.batch import CheckinBatcher
+from kuekan.missions.schemas import CheckinIn
+from kuekan.missions.service import Catalog, Checkins
+from kuekan.settings import Settings
 from tests.conftest import World, assert_ledger_ok, idem
 from tests.integration.missions.helpers import box, create_fence, create_mission
 
@@ -106,6 +113,32 @@ async def test_a_batch_that_fails_as_a_whole_commits_nothing_and_its_items_run_a
                                              return_exceptions=True)
     assert isinstance(refused, DomainError) and refused.code == "already_completed"
     assert isinstance(accepted, dict) and accepted["status"] == 201
+    await assert_ledger_ok(pool)
+
+
+async def test_a_checkin_whose_batch_cannot_run_goes_through_alone(
+        http: httpx.AsyncClient, world: World, pool: asyncpg.Pool, redis: aioredis.Redis,
+        settings: Settings) -> None:
+    """The service's fallback: the batch call fails as a whole (here: its pool is closed, as
+    after a lost connection), and the check-in runs alone through kk_checkin_idem."""
+    mission = await _mission(http, world, points=6, recurrence="daily")
+    member_id, _ = await world.member()
+    catalog = Catalog()
+    await catalog.refresh(pool)
+    closed = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    await closed.close()
+    checkins = Checkins(Ledger(pool, Gate(redis, lease_s=30, keep_s=600), settings), catalog,
+                        CheckinBatcher(closed, member_cap=1000, slices=settings.budget_slices))
+    name = "kuekan_checkin_batch_fallbacks_total"
+    before = REGISTRY.get_sample_value(name) or 0.0
+    out = await checkins.checkin(
+        scope=f"m:{member_id}", member_id=member_id, key=uuid.uuid4().hex,
+        data=CheckinIn(mission_id=mission["id"], lat=LAT, lon=LON, accuracy_m=8))
+    assert out.status == 201 and not out.replayed
+    assert REGISTRY.get_sample_value(name) == before + 1
+    assert await pool.fetchval("select count(*) from transfers where member_id = $1"
+                               " and (ref->>'mission_id')::bigint = $2",
+                               member_id, mission["id"]) == 1
     await assert_ledger_ok(pool)
 
 
