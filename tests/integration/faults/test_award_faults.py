@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from kuekan.settings import Settings
 from tests.conftest import World, assert_ledger_ok, start_server, stop_server
+from tests.integration.faults.helpers import terminate_backends
 
 MEMBERS = 200
 AWARDS = 2400
@@ -106,18 +107,6 @@ class OwnRedis:
 def _server_env(redis_url: str) -> dict[str, str]:
     return {"KUEKAN_IDEMPOTENCY_INFLIGHT_TTL_S": LEASE_S, "KUEKAN_DB_POOL_MAX": "20",
             "KUEKAN_REDIS_URL": redis_url}
-
-
-async def _terminate_backends(dsn: str) -> int:
-    base, _, name = dsn.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
-    try:
-        rows = await admin.fetch(
-            "select pg_terminate_backend(pid) from pg_stat_activity"
-            " where datname = $1 and pid <> pg_backend_pid()", name)
-    finally:
-        await admin.close()
-    return len(rows)
 
 
 async def _kill_redis_clients(r: aioredis.Redis, db: int) -> int:
@@ -228,7 +217,7 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                     n = await _kill_redis_clients(r, redis_db)
                     tally.faults.append(f"{what} ({n} connections) at {len(tally.acked)} acked")
                 elif what == "pg_terminate":
-                    n = await _terminate_backends(settings.database_url)
+                    n = await terminate_backends(settings.database_url)
                     tally.faults.append(f"{what} ({n} backends) at {len(tally.acked)} acked")
                 elif what == "api_sigkill":
                     os.kill(server.proc.pid, signal.SIGKILL)

@@ -25,6 +25,7 @@ import pytest
 
 from kuekan.settings import Settings
 from tests.conftest import World, assert_ledger_ok, start_server, stop_server
+from tests.integration.faults.helpers import terminate_backends
 from tests.integration.missions.helpers import box, create_fence, create_mission
 
 MEMBERS = 900
@@ -32,28 +33,6 @@ CONCURRENCY = 64
 POINTS = 5
 LAT, LON = 14.9745, 102.0990
 FLOOD_TIMEOUT_S = 150
-
-
-async def _terminate_backends(dsn: str) -> int:
-    """Terminate the database's backends that are running a check-in batch right now (tried
-    for up to a second), then every other backend of the database; returns how many."""
-    base, _, name = dsn.rpartition("/")
-    admin = await asyncpg.connect(f"{base}/postgres")
-    try:
-        in_flight = []
-        for _ in range(100):
-            in_flight = await admin.fetch(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1"
-                " and state = 'active' and query like '%kk_checkin_batch%'", name)
-            if in_flight:
-                break
-            await asyncio.sleep(0.01)
-        rest = await admin.fetch(
-            "select pg_terminate_backend(pid) from pg_stat_activity"
-            " where datname = $1 and pid <> pg_backend_pid()", name)
-    finally:
-        await admin.close()
-    return len(in_flight) + len(rest)
 
 
 def _metric(text: str, name: str) -> float:
@@ -120,7 +99,7 @@ async def test_checkin_flood_with_backends_terminated_awards_each_member_exactly
                     await asyncio.wait_for(progress.wait(), 0.5)
             if done.is_set():
                 return
-            n = await _terminate_backends(settings.database_url)
+            n = await terminate_backends(settings.database_url, first_running="kk_checkin_batch")
             faults.append(f"pg_terminate ({n} backends) at {len(acked)} acked")
 
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
