@@ -18,11 +18,16 @@ def refusal_from_db(code: str, status: int = 409) -> DomainError:
     return known(code, status)
 
 
+def refusal_for_state(code: str, sqlstate: str) -> DomainError:
+    """The DomainError for refusal ``code`` raised with SQLSTATE ``sqlstate`` (KK409 ...)."""
+    return refusal_from_db(code, _STATUS_BY_STATE.get(sqlstate, 409))
+
+
 def map_db_error(exc: asyncpg.PostgresError) -> DomainError | None:
     """Turn a KKnnn refusal into a DomainError; anything else stays an internal error."""
     state = getattr(exc, "sqlstate", "") or ""
     if state in _STATUS_BY_STATE:
-        return refusal_from_db(str(getattr(exc, "message", "")), _STATUS_BY_STATE[state])
+        return refusal_for_state(str(getattr(exc, "message", "")), state)
     return None
 
 

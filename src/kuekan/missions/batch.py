@@ -21,12 +21,11 @@ from typing import Any
 import asyncpg
 
 from kuekan import metrics
-from kuekan.db.pool import refusal_from_db
+from kuekan.db.pool import refusal_for_state
 from kuekan.logging import get_logger
 from kuekan.missions import repository as repo
 
 log = get_logger("kuekan.missions.batch")
-_STATUS = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
 
 
 class CheckinBatcher:
@@ -82,6 +81,6 @@ class CheckinBatcher:
             if fut.done():  # its request went away; the outcome is stored under its key
                 continue
             if "refused" in res:
-                fut.set_exception(refusal_from_db(res["refused"], _STATUS.get(res["state"], 409)))
+                fut.set_exception(refusal_for_state(res["refused"], res["state"]))
             else:
                 fut.set_result(res)
