@@ -180,7 +180,8 @@ def reward_ids(user: KueKanUser, token: str) -> list[int]:
     return [it["id"] for it in items if isinstance(it, dict) and "id" in it]
 
 
-ARRIVAL_SPREAD_S = 1.0  # Locust dispatches new users once a second
+# Locust dispatches new users once a second; run.py --arrivals burst sets 0 (all at once).
+ARRIVAL_SPREAD_S = float(os.environ.get("KUEKAN_ARRIVAL_SPREAD_S", "1.0"))
 
 
 class EventGoer(KueKanUser):

@@ -42,6 +42,7 @@ from stack import (
     Procs,
     flush_redis_db,
     free_port,
+    profile_summary,
     raise_nofile,
     recreate_database,
     stack_env,
@@ -293,14 +294,24 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
     print(f"open files limit (soft): {nofile}", flush=True)
     scenario = args.scenario
     peak = args.users or {"event_flood": 10000, "merchant_peak": 500, "mixed_day": 2200}[scenario]
-    members = max(args.members or 0, peak, 2000)
-    processes = args.processes or (2 if peak > 3000 else 1)
+    # Worker k of P takes tokens k, k+P, ...; Locust does not always give the first workers the
+    # odd users, so a list of exactly `peak` tokens could wrap and hand one member to two users
+    # (seen once as a stray 409 already_completed). A 5 % margin keeps every user distinct.
+    members = max(args.members or 0, peak + peak // 20 + 100, 2000)
+    # As many Locust processes as fit: one per ~4,000 users (a process holds ~5,000 mostly idle
+    # FastHttpUsers), at most one more than the cores, since the service needs them too.
+    processes = args.processes or max(1, min((os.cpu_count() or 1) + 1, -(-peak // 4000)))
     dsn = await recreate_database(args.db)
     redis_url = f"{REDIS_BASE}/{args.redis_db}"
     await flush_redis_db(redis_url)
     # The worker serves its metrics on a free port: a fixed 9100 may be held by another stack.
+    # Request rate limits as in production (one Redis script per request): per member at the
+    # production value; per address raised, since every simulated phone comes from 127.0.0.1,
+    # as thousands do from behind an event Wi-Fi's NAT. `--rate-limits off` leaves them out.
+    limits = ({"KUEKAN_RATE_LIMITS": "on", "KUEKAN_RATE_LIMIT_IP_PER_MIN": "10000000"}
+              if args.rate_limits == "on" else {"KUEKAN_RATE_LIMITS": "off"})
     env = stack_env(dsn, redis_url, KUEKAN_WEB_WORKERS=str(args.workers),
-                    KUEKAN_WORKER_METRICS_PORT=str(free_port()))
+                    KUEKAN_WORKER_METRICS_PORT=str(free_port()), **limits)
     print("seed:", cli(env, "seed").strip(), flush=True)
     procs = Procs()
     REPORTS.mkdir(parents=True, exist_ok=True)
@@ -322,6 +333,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
                 "KUEKAN_DURATION_S": str(args.duration), "KUEKAN_PEAK_USERS": str(peak),
                 "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
                 "KUEKAN_LOCUST_PROCESSES": str(processes),
+                "KUEKAN_ARRIVAL_SPREAD_S": "1.0" if args.arrivals == "spread" else "0",
                 # gevent's default resolver hands every getaddrinfo to a thread pool; its locks
                 # and hand-offs were ~20 % of a Locust worker's CPU during the ramp (one lookup
                 # per new user's connection). The host is an IP literal: resolve inline.
@@ -335,6 +347,13 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         cpu0 = {"api": tree_cpu(api.pid), "worker": tree_cpu(worker.pid)}
         box0 = machine_cpu()
         loc = procs.start("locust", argv, lenv, REPORTS / f"{scenario}_{stamp}_locust.log")
+        spy = None
+        if args.profile:
+            # py-spy (pip install py-spy) samples every API process for the whole run.
+            spy = procs.start("py-spy", [args.profile, "record", "--pid", str(api.pid),
+                                         "--subprocesses", "--nonblocking", "--rate", "100",
+                                         "--format", "raw", "-o", f"{prefix}_api.pyspy.txt"],
+                              dict(os.environ), REPORTS / f"{scenario}_{stamp}_pyspy.log")
         locust_cpu = 0.0
         deadline = time.monotonic() + args.duration + 180
         while loc.poll() is None and time.monotonic() < deadline:
@@ -351,6 +370,9 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
               + f", everything else (PostgreSQL, Redis, other users of the box) "
               f"{max(0.0, box_busy - sum(used.values())):.0f}, idle "
               f"{max(0.0, box_total - box_busy):.0f} core-s", flush=True)
+        if spy is not None:
+            os.kill(spy.pid, 2)  # SIGINT: py-spy writes its profile and exits
+            spy.wait(timeout=60)
         procs.stop(loc, timeout=30)
         print(f"locust finished in {time.monotonic() - t0:.0f} s (exit {loc.returncode})",
               flush=True)
@@ -358,12 +380,16 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
     finally:
         procs.stop_all()
     print(f"\n=== {scenario}: {peak} users peak, {args.duration} s, Locust processes "
-          f"{processes}, API workers {args.workers} ===")
+          f"{processes}, API workers {args.workers}, rate limits {args.rate_limits}, "
+          f"arrivals {args.arrivals} ===")
     total, errors = summarise(prefix)
     print("\ninvariants (python -m kuekan check-ledger):")
     out = cli(env, "check-ledger")
     print("  " + out.strip().replace("\n", "\n  "))
     ledger_ok = " 0 failed" in out
+    if args.profile:
+        print(f"\nAPI profile (py-spy, {prefix}_api.pyspy.txt):")
+        print(profile_summary(Path(f"{prefix}_api.pyspy.txt")))
     print(f"\nreports: {prefix}_stats.csv, {prefix}.html")
     return 0 if ledger_ok and errors == 0 and total > 0 else 1
 
@@ -381,6 +407,15 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (2 for 2 cores)")
     ap.add_argument("--backlog", type=int, default=8192)
     ap.add_argument("--processes", type=int, default=None, help="Locust worker processes")
+    ap.add_argument("--rate-limits", choices=["on", "off"], default="on",
+                    help="request rate limits as in production (per-address cap raised: all "
+                         "users share 127.0.0.1), or off")
+    ap.add_argument("--arrivals", choices=["spread", "burst"], default="spread",
+                    help="spread each second's new users over the second, or start them at "
+                         "once as Locust does (a synchronised worst case)")
+    ap.add_argument("--profile", metavar="PY_SPY", default=None,
+                    help="py-spy executable: sample the API processes during the run and print "
+                         "where their CPU went (e.g. --profile .venv/bin/py-spy)")
     ap.add_argument("--db", default="kuekan_load")
     ap.add_argument("--redis-db", type=int, default=11)
     args = ap.parse_args()

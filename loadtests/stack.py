@@ -328,3 +328,36 @@ async def flood(base: str, n: int, conc: int, make: Callable[[int], Request], *,
     out.elapsed = time.perf_counter() - t0
     out.lat.sort()
     return out
+
+
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Where a py-spy ``--format raw`` profile spent its samples: the functions that were on
+    the CPU themselves (self) and, of the project's own code, those with their callees
+    (inclusive). Idle samples (py-spy without ``--idle`` records none) are not in the file."""
+    if not path.exists():
+        return "  (py-spy wrote no profile: see its log)"
+    self_n: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            continue
+        self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
+        for f in {f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")"
+                  for f in frames if "kuekan/" in f and " (" in f}:
+            incl[f] = incl.get(f, 0) + n
+    if not total:
+        return "  (no samples)"
+    out = [f"  {total} samples; self time, top {top}:"]
+    out += [f"    {100 * n / total:5.1f} %  {f}"
+            for f, n in sorted(self_n.items(), key=lambda kv: -kv[1])[:top]]
+    out.append(f"  the project's functions with their callees, top {top}:")
+    out += [f"    {100 * n / total:5.1f} %  {f}"
+            for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(out)
