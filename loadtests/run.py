@@ -40,6 +40,7 @@ from stack import (
     REDIS_BASE,
     REPO,
     Procs,
+    accept_counters,
     flush_redis_db,
     free_port,
     profile_summary,
@@ -156,11 +157,20 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
         finally:
             await conn.close()
         hdr = {"Authorization": f"Bearer {admin}"}
+        admins = 1
         for i in range(len(mids), merchants):
+            body = {"name": f"Load shop {i}", "district_code": "3001", "lat": 14.97 + i * 1e-4,
+                    "lon": 102.1, "category": "food", "thb_per_point": 10, "funder_id": funder}
             r = await c.post("/admin/merchants", headers={**hdr, "Idempotency-Key": f"m{i}"},
-                             json={"name": f"Load shop {i}", "district_code": "3001",
-                                   "lat": 14.97 + i * 1e-4, "lon": 102.1, "category": "food",
-                                   "thb_per_point": 10, "funder_id": funder})
+                             json=body)
+            if r.status_code == 429 and admins < 20:
+                # The per-member rate limit is on, as in production: go on as another admin.
+                admins += 1
+                admin = cli(env, "token", "--role", "admin", "--org", "pao", "--line-sub",
+                            f"Uload-admin-{admins}", "--ttl-s", str(ttl_s)).strip()
+                hdr = {"Authorization": f"Bearer {admin}"}
+                r = await c.post("/admin/merchants", json=body,
+                                 headers={**hdr, "Idempotency-Key": f"m{i}"})
             if r.status_code not in (200, 201):
                 print(f"  POST /admin/merchants -> {r.status_code}: using {len(mids)} seeded "
                       "merchants", flush=True)
@@ -346,6 +356,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         t0 = time.monotonic()
         cpu0 = {"api": tree_cpu(api.pid), "worker": tree_cpu(worker.pid)}
         box0 = machine_cpu()
+        accept0 = accept_counters()
         loc = procs.start("locust", argv, lenv, REPORTS / f"{scenario}_{stamp}_locust.log")
         spy = None
         if args.profile:
@@ -365,6 +376,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         used = {"API": tree_cpu(api.pid) - cpu0["api"],
                 "ARQ worker": tree_cpu(worker.pid) - cpu0["worker"], "Locust": locust_cpu}
         box_busy, box_total = machine_cpu(box0)
+        accept = {k: v - accept0.get(k, 0) for k, v in accept_counters().items()}
         print(f"CPU during the run ({wall:.0f} s wall, {os.cpu_count()} cores = "
               f"{box_total:.0f} core-s): " + ", ".join(f"{k} {v:.0f}" for k, v in used.items())
               + f", everything else (PostgreSQL, Redis, other users of the box) "
@@ -373,6 +385,10 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         if spy is not None:
             os.kill(spy.pid, 2)  # SIGINT: py-spy writes its profile and exits
             spy.wait(timeout=60)
+        print("connections the kernel could not accept at once during the run (listen-queue "
+              "overflows and drops, SYNs retransmitted): "
+              + (", ".join(f"{k} {v}" for k, v in accept.items()) or "not readable here"),
+              flush=True)
         procs.stop(loc, timeout=30)
         print(f"locust finished in {time.monotonic() - t0:.0f} s (exit {loc.returncode})",
               flush=True)

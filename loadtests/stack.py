@@ -330,6 +330,18 @@ async def flood(base: str, n: int, conc: int, make: Callable[[int], Request], *,
     return out
 
 
+# py-spy names a frame "function (file:line)", the file relative to its sys.path entry: the
+# project's own frames are those whose file is one of src/kuekan's modules.
+_OWN_FILES = frozenset(str(p.relative_to(REPO / "src" / "kuekan"))
+                       for p in (REPO / "src" / "kuekan").rglob("*.py")) - {"__main__.py"}
+
+
+def _own_frame(frame: str) -> str | None:
+    name, _, where = frame.rpartition(" (")
+    file = where.rsplit(":", 1)[0]
+    return f"{name} ({file})" if file in _OWN_FILES else None
+
+
 def profile_summary(path: Path, top: int = 12) -> str:
     """Where a py-spy ``--format raw`` profile spent its samples: the functions that were on
     the CPU themselves (self) and, of the project's own code, those with their callees
@@ -349,8 +361,7 @@ def profile_summary(path: Path, top: int = 12) -> str:
         if not frames:
             continue
         self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
-        for f in {f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")"
-                  for f in frames if "kuekan/" in f and " (" in f}:
+        for f in {_own_frame(f) for f in frames} - {None}:
             incl[f] = incl.get(f, 0) + n
     if not total:
         return "  (no samples)"
@@ -361,3 +372,19 @@ def profile_summary(path: Path, top: int = 12) -> str:
     out += [f"    {100 * n / total:5.1f} %  {f}"
             for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]]
     return "\n".join(out)
+
+
+ACCEPT_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
+
+
+def accept_counters() -> dict[str, int]:
+    """The kernel's counters of connections a listener could not take at once (accept queue
+    full: overflows, drops) and of SYNs clients had to send again (``/proc/net/netstat``,
+    this network namespace). Read before and after a run: non-zero deltas mean some users
+    waited 1 s, 3 s, 7 s... to be let in."""
+    lines = [ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines()
+             if ln.startswith("TcpExt:")]
+    if len(lines) < 2:
+        return {}
+    values = dict(zip(lines[0][1:], lines[1][1:], strict=False))
+    return {k: int(values[k]) for k in ACCEPT_COUNTERS if k in values}
