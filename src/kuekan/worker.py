@@ -6,12 +6,18 @@ relay may deliver one twice, never zero times.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import time
 from typing import Any
 
+import asyncpg
 from arq import cron
 from arq.connections import RedisSettings
+from arq.worker import Worker, create_worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kuekan.agencies.jobs import deliver_webhooks
 from kuekan.analytics.jobs import analytics_consume
@@ -20,6 +26,7 @@ from kuekan.db import create_pool
 from kuekan.logging import configure_logging, get_logger
 from kuekan.missions import jobs as missions_jobs
 from kuekan.outbox import jobs as outbox_jobs
+from kuekan.outbox.queue import arq_redis
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
 from kuekan.worker_metrics import instrument_all, serve_metrics
@@ -67,9 +74,9 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     # Also runs after a failed startup: close only what startup got to open, so the error
     # that stopped the worker is the one its log ends with.
     if "pool" in ctx:
-        await ctx["pool"].close()
+        await ctx.pop("pool").close()
     if "kk_redis" in ctx:
-        await ctx["kk_redis"].aclose()
+        await ctx.pop("kk_redis").aclose()
 
 
 async def health_check() -> bool:
@@ -117,3 +124,53 @@ class WorkerSettings:
     max_tries = 8
     keep_result = 3600
     health_check_interval = 30
+
+
+# An ARQ worker's main loop ends with the first Redis connection error (python-arq/arq#435,
+# #498): a Redis restart, failover or killed connection would stop every worker at once. A
+# worker starting while PostgreSQL drops its connections (failover, pg_terminate_backend) fails
+# its startup the same way. Both are worth a restart; any other error stops the process.
+STORAGE_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError,
+                asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CannotConnectNowError)
+RESTART_DELAY_S = (0.5, 10.0)  # first and longest wait before the worker starts again
+
+
+def run(redis_url: str, new_loop: Any = asyncio.new_event_loop) -> int:
+    """Run the worker until a signal stops it; when Redis or PostgreSQL is lost, start it again.
+
+    Each run gets a fresh event loop, and what the lost one left open (the database pool, the
+    relay task) is closed first. Nothing is lost meanwhile: the outbox keeps every event in
+    PostgreSQL, and the restarted worker's startup sweep re-queues what the queue lost.
+    """
+    delay = RESTART_DELAY_S[0]
+    while True:
+        loop = new_loop()
+        asyncio.set_event_loop(loop)
+        worker = create_worker(WorkerSettings,  # type: ignore[arg-type]
+                               redis_pool=arq_redis(redis_url))
+        started = time.monotonic()
+        try:
+            worker.run()
+            return 0  # stopped by SIGTERM or SIGINT
+        except STORAGE_LOST as exc:
+            log.warning("worker_storage_lost", error=f"{type(exc).__name__}: {exc}",
+                        restart_in_s=delay)
+        finally:
+            _close_leftovers(loop, worker)
+        time.sleep(delay)
+        # Back off while Redis stays away; a worker that ran a while starts the count again.
+        ran_s = time.monotonic() - started
+        delay = RESTART_DELAY_S[0] if ran_s > 60 else min(delay * 2, RESTART_DELAY_S[1])
+
+
+def _close_leftovers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
+    """After a run that ended in an error: what ARQ's close did not reach, then the loop."""
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(shutdown(worker.ctx))
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    with contextlib.suppress(Exception):
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.close()

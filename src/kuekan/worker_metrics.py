@@ -54,6 +54,12 @@ def instrument_all(entries: list[Any]) -> list[Any]:
     return out
 
 
+_serving: set[int] = set()
+
+
 def serve_metrics(port: int) -> None:
-    if port:
+    """Serve /metrics on ``port``, once per process (a worker restarted by ``worker.run``
+    after a lost Redis runs its startup again)."""
+    if port and port not in _serving:
         start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped inside the cluster
+        _serving.add(port)

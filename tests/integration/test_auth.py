@@ -206,3 +206,27 @@ async def test_rate_limits_per_member_with_headers(database: str, world: World) 
             assert (await c.get(f"{base}/healthz")).status_code == 200  # probes exempt
     finally:
         stop_server(proc)
+
+
+async def test_forged_tokens_do_not_spend_a_members_rate_limit(database: str, world: World,
+                                                                settings: Settings) -> None:
+    """The member bucket is chosen from a verified token: requests with a forged token that
+    names a member (wrong signature) are refused 401 and counted against the address only, so
+    an attacker cannot lock a member out by spending their per-member budget."""
+    proc, base = start_server({"KUEKAN_RATE_LIMITS": "on", "KUEKAN_RATE_LIMIT_MEMBER_PER_MIN": "5",
+                               "KUEKAN_RATE_LIMIT_IP_PER_MIN": "1000"})
+    try:
+        mid, member = await world.member()
+        now = int(time.time())
+        forged = jwt.encode({"iss": settings.jwt_issuer, "sub": str(mid), "role": "member",
+                             "typ": "access", "iat": now, "exp": now + 600},
+                            "not-the-key-of-this-service", algorithm="HS256",
+                            headers={"kid": settings.jwt_active_kid})
+        async with httpx.AsyncClient(base_url=f"{base}/api/v1") as c:
+            for _ in range(8):
+                r = await c.get("/me", headers={"Authorization": f"Bearer {forged}"})
+                assert r.status_code == 401, r.text
+            codes = [(await c.get("/me", headers=member)).status_code for _ in range(6)]
+        assert codes == [200] * 5 + [429], codes
+    finally:
+        stop_server(proc)

@@ -66,3 +66,18 @@ def test_a_dead_worker_stops_the_server_with_an_error(
     while os.path.exists(f"/proc/{second}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{second}")
+
+
+def test_request_ids_are_unique_across_workers_and_a_given_one_is_echoed(
+        two_workers: tuple[subprocess.Popen[bytes], str]) -> None:
+    _, base = two_workers
+    ids = []
+    for _ in range(40):  # fresh connections: the kernel spreads them over both processes
+        with httpx.Client() as c:
+            ids.append(c.get(f"{base}/readyz").headers["x-request-id"])
+    assert len(set(ids)) == len(ids)
+    # Each process draws its own prefix after the fork: both processes answered, with prefixes
+    # of their own (a prefix shared by the two would repeat ids).
+    assert len({i[:16] for i in ids}) == 2, ids
+    echoed = httpx.get(f"{base}/readyz", headers={"X-Request-Id": "trace-me-42"})
+    assert echoed.headers["x-request-id"] == "trace-me-42"

@@ -1,9 +1,13 @@
 """Faults under load: a flood of awards whose clients retry with the same Idempotency-Key while
 Redis is flushed, its connections killed and the server itself restarted, the API's PostgreSQL
-backends are terminated, and the API process is SIGKILLed and restarted.
+backends are terminated, the API process is SIGKILLed and restarted, and the ARQ worker that
+follows the outbox is SIGKILLed and restarted.
 
 Afterwards every acknowledged award is in the ledger exactly once (0 lost, 0 duplicated), no key
-was applied twice, balances add up, check-ledger passes, and the error budget spent is printed.
+was applied twice, balances add up, check-ledger passes, every award's outbox event was handled
+by a worker (none lost with the killed worker or the flushed queue; ``outbox_processed`` is
+written in the handler's transaction and keyed by the event, so none ran twice: the effect side
+of that is tested in tests/e2e), and the error budget spent is printed.
 
 Run:  KUEKAN_REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/pytest tests/integration/faults -q
 
@@ -21,9 +25,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -32,7 +38,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuekan.settings import Settings
-from tests.conftest import World, assert_ledger_ok, start_server, stop_server
+from tests.conftest import REPO, World, _free_port, assert_ledger_ok, start_server, stop_server
 from tests.integration.faults.helpers import terminate_backends
 
 MEMBERS = 200
@@ -104,9 +110,48 @@ class OwnRedis:
             self.proc = None
 
 
+def _start_worker(redis_url: str, log: Path) -> subprocess.Popen[bytes]:
+    """``kuekan worker`` on the test database and this test's Redis. Jobs lost with a flushed
+    or restarted Redis, or with a killed worker, are found by the orphan sweep (every 20 s)
+    once older than 1 s."""
+    env = {**os.environ, "KUEKAN_REDIS_URL": redis_url, "KUEKAN_OUTBOX_ORPHAN_AFTER_S": "1",
+           "KUEKAN_LOG_LEVEL": "warning", "KUEKAN_WORKER_METRICS_PORT": str(_free_port())}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "kuekan", "worker"], env=env, cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _server_env(redis_url: str) -> dict[str, str]:
     return {"KUEKAN_IDEMPOTENCY_INFLIGHT_TTL_S": LEASE_S, "KUEKAN_DB_POOL_MAX": "20",
             "KUEKAN_REDIS_URL": redis_url}
+
+
+async def _wait_outbox_drained(dsn: str, member_ids: list[int], timeout_s: float = 90) -> float:
+    """Seconds until every award event of these members was handled by a worker."""
+    t0 = time.monotonic()
+    conn = await asyncpg.connect(dsn)
+    try:
+        while time.monotonic() - t0 < timeout_s:
+            left = await conn.fetchval(
+                "select count(*) from outbox o where o.topic = 'points.adjusted'"
+                " and o.member_id = any($1) and not exists"
+                " (select 1 from outbox_processed p where p.outbox_id = o.id)", member_ids)
+            if left == 0:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    return time.monotonic() - t0
 
 
 async def _kill_redis_clients(r: aioredis.Redis, db: int) -> int:
@@ -122,7 +167,7 @@ async def _kill_redis_clients(r: aioredis.Redis, db: int) -> int:
 
 async def test_award_flood_survives_redis_postgres_and_api_faults(
         world: World, pool: asyncpg.Pool, redis: aioredis.Redis, settings: Settings,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     funder = await world.funder(budget=10_000_000)
     admin = await world.admin()
     member_ids = [m for m, _ in await world.members(MEMBERS)]
@@ -134,6 +179,9 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
 
     proc, base = await asyncio.to_thread(start_server, _server_env(own.url))
     server = Server(proc, base)
+    worker_log = tmp_path / "worker.log"
+    workers = [_start_worker(own.url, worker_log)]
+    survived: list[str] = []  # worker processes alive after the Redis faults before them
     tally = Tally()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(AWARDS):
@@ -191,7 +239,8 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
             # every one lands mid-flood whatever the speed of the machine.
             steps: list[tuple[float, str]] = [
                 (0.08, "redis_flush"), (0.16, "redis_kill"), (0.24, "pg_terminate"),
-                (0.32, "api_sigkill"), (0.40, "redis_restart"), (0.48, "redis_flush"),
+                (0.32, "api_sigkill"), (0.40, "redis_restart"), (0.44, "worker_sigkill"),
+                (0.48, "redis_flush"),
                 (0.54, "pg_terminate"), (0.60, "redis_kill"), (0.68, "api_sigkill"),
                 (0.76, "pg_terminate"),
             ]
@@ -226,6 +275,14 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                     proc2, base2 = await asyncio.to_thread(start_server, _server_env(own.url))
                     server.proc, server.base = proc2, base2
                     server.restarts += 1
+                elif what == "worker_sigkill":
+                    if workers[-1].poll() is None:
+                        survived.append(f"first worker, after {len(tally.faults)} faults")
+                        os.kill(workers[-1].pid, signal.SIGKILL)
+                    await asyncio.to_thread(workers[-1].wait)
+                    tally.faults.append(f"{what} at {len(tally.acked)} acked")
+                    await asyncio.sleep(0.3)
+                    workers.append(_start_worker(own.url, worker_log))
         finally:
             await r.aclose()
 
@@ -249,9 +306,14 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
                     "funder_id": funder, "reason": "fault flood"})
                 assert r.status_code == 201 and r.json()["transfer_id"] == tid, r.text
                 assert r.headers.get("idempotent-replayed") == "true"
+            drained_s = await _wait_outbox_drained(settings.database_url, member_ids)
+            if workers[-1].poll() is None:
+                survived.append("second worker, to the end")
     finally:
         done.set()
         await asyncio.to_thread(stop_server, server.proc)
+        for w in workers:
+            await asyncio.to_thread(_stop_worker, w)
         await asyncio.to_thread(own.stop)
 
     # The test's own pool lost its connections to pg_terminate_backend too: start afresh.
@@ -265,6 +327,11 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
         total = await conn.fetchval(
             "select coalesce(sum(posted), 0) from member_balances where member_id = any($1)",
             member_ids)
+        events, handled, dead = await conn.fetchrow(
+            "select count(*), count(p.outbox_id), count(d.outbox_id) from outbox o"
+            " left join outbox_processed p on p.outbox_id = o.id"
+            " left join outbox_dead d on d.outbox_id = o.id"
+            " where o.topic = 'points.adjusted' and o.member_id = any($1)", member_ids)
     finally:
         await conn.close()
 
@@ -282,6 +349,9 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
     lines.append(f"[faults] acknowledged {len(tally.acked)}, in ledger {len(applied)}, lost "
                  f"{len(lost)}, duplicated {len(duplicated)}, gave up {len(tally.gave_up)} "
                  f"({len(unacked_applied)} of those applied once)")
+    lines.append(f"[faults] outbox: {events} award events, {handled} handled by the workers "
+                 f"({len(workers)} worker processes, one SIGKILLed), {dead} dead-lettered; "
+                 f"drained {drained_s:.1f} s after the flood")
     lines.append(f"[faults] error budget spent: {tally.retried} of {AWARDS} awards needed a retry "
                  f"({100 * tally.retried / AWARDS:.2f} %); {failed_attempts} failed attempts of "
                  f"{tally.attempts} ({100 * failed_attempts / tally.attempts:.2f} % of requests);"
@@ -297,4 +367,11 @@ async def test_award_flood_survives_redis_postgres_and_api_faults(
     assert len(applied) == AWARDS
     assert total == AWARDS * POINTS
     assert server.restarts == 2
+    assert len(workers) == 2, "the worker was not killed mid-flood"
+    # A worker rides out Redis being flushed, its connections killed and the server restarted
+    # (ARQ alone would stop at the first connection error: kuekan.worker.run starts it again).
+    tail = worker_log.read_text(errors="replace")[-3000:]
+    assert survived == ["first worker, after 5 faults", "second worker, to the end"], tail
+    # Every award's event handled, despite the killed worker and the lost queue.
+    assert (events, handled, dead) == (AWARDS, AWARDS, 0), tail
     await assert_ledger_ok(pool)
