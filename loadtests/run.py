@@ -11,9 +11,11 @@ Steps (everything on 127.0.0.1; every process is started here and stopped by its
    inside its geofence, the reward ids -> loadtests/reports/fixtures/;
 3. start the API (``kuekan serve --workers W --backlog 8192``) and the ARQ worker;
 4. run Locust headless (``--processes P``), CSV + HTML in loadtests/reports/;
-5. run ``python -m kuekan check-ledger`` and print per-endpoint RPS, p50/p95/p99, failures split
+5. with LINE faked (the default), send the evening digest through the worker to the fake LINE
+   API and check that each member with points got exactly one push;
+6. run ``python -m kuekan check-ledger`` and print per-endpoint RPS, p50/p95/p99, failures split
    into intended refusals (409/403 business codes) and real errors, and the invariant results.
-Exit status: 0 only when there were no real errors and every invariant holds.
+Exit status: 0 only with no real error, each digest pushed once, and every invariant holding.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ from stack import (
     start_api,
     tree_cpu,
 )
+
+sys.path.insert(0, str(REPO))  # the fake LINE server of the tests
+from tests.fakes.line_server import FakeLineServer
 
 REPORTS = REPO / "loadtests" / "reports"
 FIX = REPORTS / "fixtures"
@@ -235,6 +240,56 @@ async def prepare(env: dict[str, str], dsn: str, base: str, members: int, mercha
     return summary
 
 
+async def evening_digest(dsn: str, redis_url: str, line: FakeLineServer,
+                         timeout_s: float) -> bool:
+    """After the run: the day's LINE digests, as the evening cron sends them (one push per
+    member who earned points today), through the worker to the fake LINE server. Prints the
+    push rate and checks that every member got exactly one."""
+    from arq.connections import ArqRedis
+
+    from kuekan.cache import redis_pool
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        # Check-ins reach the digest through the outbox: wait for the worker to be through it.
+        for _ in range(int(timeout_s)):
+            if not await conn.fetchval("select count(*) from outbox o where not exists"
+                                       " (select 1 from outbox_processed p"
+                                       " where p.outbox_id = o.id)"):
+                break
+            await asyncio.sleep(1)
+        due = int(await conn.fetchval("select count(*) from notify_digest where points > 0"))
+    finally:
+        await conn.close()
+    queue = ArqRedis(redis_pool(redis_url))
+    try:
+        # (If the run crossed the configured digest hour, the cron has sent them already.)
+        await queue.enqueue_job("send_points_digests", _job_id=f"loadtest-digest-{time.time()}")
+    finally:
+        await queue.aclose()
+    digests = ("select count(*) as n, count(distinct member_id) as members,"
+               " extract(epoch from max(sent_at) - min(created_at)) as span_s"
+               " from notify_messages where kind = 'points_digest' and status = 'sent'")
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(int(2 * timeout_s)):
+            row = await conn.fetchrow(digests)
+            if row["n"] >= due:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    recipients = [to for d in line.deliveries if d.endpoint == "push" for to in d.to]
+    once = row["n"] == row["members"] == due == len(recipients) == len(set(recipients))
+    span = float(row["span_s"] or 0.0)
+    print(f"evening LINE digest (worker -> fake LINE API): {row['n']} pushes for {due} members "
+          f"with points today, {len(recipients)} received by the fake, in {span:.1f} s from the "
+          f"first planned to the last sent ({row['n'] / max(span, 0.001):.0f} pushes/s); "
+          f"{'each member exactly once' if once else 'NOT each member exactly once'}",
+          flush=True)
+    return once
+
+
 def machine_cpu(since: tuple[float, float] | None = None) -> tuple[float, float]:
     """(busy, total) core-seconds from /proc/stat, absolute or since an earlier reading."""
     vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -320,10 +375,18 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
     # as thousands do from behind an event Wi-Fi's NAT. `--rate-limits off` leaves them out.
     limits = ({"KUEKAN_RATE_LIMITS": "on", "KUEKAN_RATE_LIMIT_IP_PER_MIN": "10000000"}
               if args.rate_limits == "on" else {"KUEKAN_RATE_LIMITS": "off"})
+    # LINE is the fake of tests/fakes (a real HTTP server on 127.0.0.1 speaking the Messaging
+    # API): whatever the worker pushes during and after the run goes there, never to LINE.
+    line = FakeLineServer() if args.line == "fake" else None
+    if line is not None:
+        line.start()
+        limits |= {"KUEKAN_LINE_API_BASE": line.base_url,
+                   "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN": line.channel_access_token}
     env = stack_env(dsn, redis_url, KUEKAN_WEB_WORKERS=str(args.workers),
                     KUEKAN_WORKER_METRICS_PORT=str(free_port()), **limits)
     print("seed:", cli(env, "seed").strip(), flush=True)
     procs = Procs()
+    pushes_ok = True
     REPORTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     prefix = REPORTS / f"{scenario}_{stamp}"
@@ -393,8 +456,12 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         print(f"locust finished in {time.monotonic() - t0:.0f} s (exit {loc.returncode})",
               flush=True)
         await asyncio.sleep(3)  # let the worker drain the outbox a little
+        if line is not None:
+            pushes_ok = await evening_digest(dsn, redis_url, line, timeout_s=args.digest_timeout)
     finally:
         procs.stop_all()
+        if line is not None:
+            line.stop()
     print(f"\n=== {scenario}: {peak} users peak, {args.duration} s, Locust processes "
           f"{processes}, API workers {args.workers}, rate limits {args.rate_limits}, "
           f"arrivals {args.arrivals} ===")
@@ -407,7 +474,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
         print(f"\nAPI profile (py-spy, {prefix}_api.pyspy.txt):")
         print(profile_summary(Path(f"{prefix}_api.pyspy.txt")))
     print(f"\nreports: {prefix}_stats.csv, {prefix}.html")
-    return 0 if ledger_ok and errors == 0 and total > 0 else 1
+    return 0 if ledger_ok and pushes_ok and errors == 0 and total > 0 else 1
 
 
 def main() -> int:
@@ -432,6 +499,11 @@ def main() -> int:
     ap.add_argument("--profile", metavar="PY_SPY", default=None,
                     help="py-spy executable: sample the API processes during the run and print "
                          "where their CPU went (e.g. --profile .venv/bin/py-spy)")
+    ap.add_argument("--line", choices=["fake", "off"], default="fake",
+                    help="the worker's LINE API: the local fake (then the evening digest is "
+                         "pushed after the run and measured), or none")
+    ap.add_argument("--digest-timeout", type=float, default=180,
+                    help="seconds to wait for the evening digest pushes")
     ap.add_argument("--db", default="kuekan_load")
     ap.add_argument("--redis-db", type=int, default=11)
     args = ap.parse_args()
