@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import csv
 import json
+import logging
 import os
 import random
 import re
@@ -379,6 +380,7 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
     # API): whatever the worker pushes during and after the run goes there, never to LINE.
     line = FakeLineServer() if args.line == "fake" else None
     if line is not None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per push in the report
         line.start()
         limits |= {"KUEKAN_LINE_API_BASE": line.base_url,
                    "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN": line.channel_access_token}

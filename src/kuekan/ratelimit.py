@@ -22,7 +22,6 @@ them once Redis is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +34,7 @@ from redis.exceptions import RedisError
 from kuekan import cache
 from kuekan.auth.tokens import TokenService
 from kuekan.errors import DomainError
+from kuekan.kit.tasks import cancel_and_wait
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -182,8 +182,4 @@ async def startup(app: Any) -> None:
 
 
 async def shutdown(app: Any) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "rate_sync", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(getattr(app.state, "rate_sync", None))

@@ -11,12 +11,12 @@ are unchanged: they commit with their action.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import asyncpg
 
 from kuekan.audit import record
+from kuekan.kit.tasks import cancel_and_wait
 from kuekan.logging import get_logger
 
 log = get_logger("kuekan.audit")
@@ -63,10 +63,7 @@ class AuditBuffer:
 
     async def stop(self) -> None:
         """Write what is queued, then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         rest: list[dict[str, Any]] = []
         while not self._queue.empty():
             rest.append(self._queue.get_nowait())

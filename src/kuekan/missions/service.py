@@ -9,7 +9,6 @@ budgets, awards, records the check-in, progresses collections and chains and wri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 import time
@@ -28,6 +27,7 @@ from kuekan.geo import service as geo_service
 from kuekan.geo.model import Decision, check_accuracy, check_position
 from kuekan.idempotency import Replay, Stored, request_hash, resolve_stored
 from kuekan.kit.clock import bangkok_day, utcnow
+from kuekan.kit.tasks import cancel_and_wait
 from kuekan.ledger.service import Ledger, Outcome
 from kuekan.logging import get_logger
 from kuekan.missions import model
@@ -122,11 +122,7 @@ async def startup(app: Litestar) -> None:
 
 
 async def shutdown(app: Litestar) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "catalog_watch", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(getattr(app.state, "catalog_watch", None))
 
 
 async def changed(app: Litestar) -> None:
