@@ -81,11 +81,9 @@ class Ledger:
         checks = list(limits or [])
         if counts_toward_daily_cap:
             checks.insert(0, self.member_day_limit(member_id, day))
-        replay = await self.gate.claim(scope, key, req_hash, points, checks)
-        if replay is not None:
-            return Outcome(replay.status, replay.body, replayed=True)
-        try:
-            res = await repo.award_idem(
+        outcome = await self.one_call(
+            scope=scope, key=key, req_hash=req_hash, amount=points, limits=checks,
+            call=lambda: repo.award_idem(
                 self.pool, scope=scope, key=key, req_hash=req_hash, member_id=member_id,
                 funder_id=funder_id, points=points, kind=kind, day=day,
                 member_cap=self.settings.member_daily_cap_points if counts_toward_daily_cap
@@ -93,19 +91,34 @@ class Ledger:
                 merchant_id=merchant_id, budget_keys=budget_keys or [], ref=ref or {},
                 check_hold=check_hold, slices=self.settings.budget_slices, extra=extra or {},
                 outbox_topic=outbox_topic,
-            )
+            ))
+        if not outcome.replayed:
+            metrics.AWARDS.labels(kind).inc()
+            metrics.AWARDED_POINTS.labels(kind).inc(points)
+        return outcome
+
+    async def one_call(self, *, scope: str, key: str, req_hash: str, amount: int,
+                       limits: list[LimitCheck],
+                       call: Callable[[], Awaitable[dict[str, Any]]]) -> Outcome:
+        """An operation that is one SQL function call claiming the durable key itself and
+        answering ``{status, body, hash, replay}`` (``kk_award_idem``,
+        ``kk_purchase_scan_idem``): the Redis claim and limits before it, and after it the
+        stored response, or the counters given back when it refused or failed."""
+        replay = await self.gate.claim(scope, key, req_hash, amount, limits)
+        if replay is not None:
+            return Outcome(replay.status, replay.body, replayed=True)
+        try:
+            res = await call()
         except DomainError as err:
-            await self._refused(scope, key, req_hash, err, points, checks)
+            await self._refused(scope, key, req_hash, err, amount, limits)
             raise
         except BaseException:
-            await self.gate.abort(scope, key, points, checks)
+            await self.gate.abort(scope, key, amount, limits)
             raise
         if res["replay"]:
-            await self.gate.abort(scope, key, points, checks, drop_key=False)
+            await self.gate.abort(scope, key, amount, limits, drop_key=False)
             return await self._replayed(scope, key, req_hash, res)
         await self.gate.finish(scope, key, req_hash, res["status"], res["body"])
-        metrics.AWARDS.labels(kind).inc()
-        metrics.AWARDED_POINTS.labels(kind).inc(points)
         return Outcome(res["status"], res["body"])
 
     # Any other operation -----------------------------------------------------------------

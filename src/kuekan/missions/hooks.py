@@ -1,8 +1,9 @@
 """Hooks other domains call inside their own transactions.
 
-``record_purchase`` is called by the merchant scan (rewards domain) inside the scan's transaction:
-it progresses the ``purchase`` missions the scan qualifies for and awards them in the same
-transaction, so a scan and the missions it completes commit or roll back together.
+``record_purchase`` progresses the ``purchase`` missions a purchase qualifies for and awards them
+in the caller's transaction, so a purchase and the missions it completes commit or roll back
+together. The merchant scan makes the same ``kk_purchase_progress`` call from SQL, inside
+``kk_purchase_scan_idem`` (migration 0011), so that a whole scan is one round trip.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from kuekan.rewards.errors import localise
 Db = asyncpg.Pool | asyncpg.Connection
 
 
-async def _json(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any]:
+async def _json(conn: Db, sql: str, *args: Any) -> dict[str, Any]:
     """One jsonb-returning SQL function call; its refusals carry this domain's texts."""
     try:
         res: dict[str, Any] = await call_json(conn, sql, *args)
@@ -109,11 +109,17 @@ async def scan_coupon(conn: asyncpg.Connection, code: str, member_id: int, merch
                        code, member_id, merchant_id, jti, ref, slices)
 
 
-async def purchase_scan(conn: asyncpg.Connection, *, member_id: int, merchant_id: int,
-                        jti: str | None, points: int, day: dt.date, member_cap: int,
-                        ref: dict[str, Any], slices: int) -> dict[str, Any]:
-    return await _json(conn, "select kk_purchase_scan($1, $2, $3, $4, $5, $6, $7, $8)",
-                       member_id, merchant_id, jti, points, day, member_cap, ref, slices)
+async def purchase_scan_idem(db: Db, *, scope: str, key: str, req_hash: str, member_id: int,
+                             merchant_id: int, jti: str | None, points: int, day: dt.date,
+                             member_cap: int, ref: dict[str, Any], slices: int, category: str,
+                             amount_thb: Any) -> dict[str, Any]:
+    """The whole purchase scan in one round trip (migration 0011): the durable key, the award,
+    purchase-mission progress, the shop's completions, the stored response. Returns
+    ``{status, body, hash, replay}``."""
+    return await _json(
+        db, "select kk_purchase_scan_idem($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        " $13)", scope, key, req_hash, member_id, merchant_id, jti, points, day, member_cap,
+        ref, slices, category, amount_thb)
 
 
 async def scan_context(db: Db, member_id: int, staff_id: int) -> asyncpg.Record | None:
@@ -171,19 +177,3 @@ async def delete_old_qr_uses(db: Db, before: dt.datetime) -> int:
         "delete from qr_uses where ctid in (select ctid from qr_uses where used_at < $1"
         " limit 10000)", before)
     return int(status.split()[-1])
-
-
-async def purchase_progress_available(conn: asyncpg.Connection) -> bool:
-    """Whether the missions' purchase progress function (migration 0004) is installed."""
-    return bool(await conn.fetchval(
-        "select to_regproc('kk_purchase_progress') is not null"))
-
-
-async def record_mission_completions(conn: asyncpg.Connection, merchant_id: int, day: dt.date,
-                                     member_id: int, done: list[dict[str, Any]]) -> None:
-    await conn.executemany(
-        "insert into merchant_mission_completions"
-        " (merchant_id, day, mission_id, mission_code, member_id, points)"
-        " values ($1, $2, $3, $4, $5, $6)",
-        [(merchant_id, day, int(d["mission_id"]), str(d.get("code", "")), member_id,
-          int(d.get("points", 0))) for d in done])

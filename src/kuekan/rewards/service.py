@@ -20,7 +20,6 @@ from kuekan.kit.ttlcache import TtlCache
 from kuekan.ledger import repository as ledger_repo
 from kuekan.ledger.service import Ledger, Outcome
 from kuekan.logging import get_logger
-from kuekan.missions.hooks import record_purchase
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
 from kuekan.rewards.errors import err
@@ -57,7 +56,6 @@ class RewardsService:
         self.settings = settings
         self.config = config
         self._merchants: TtlCache[asyncpg.Record] = TtlCache(config.merchant_cache_s)
-        self._missions_hook: bool | None = None
 
     # Coupons ------------------------------------------------------------------------------
     def coupon_qr(self, code: str, expires_at: dt.datetime) -> str:
@@ -181,33 +179,15 @@ class RewardsService:
                   *self.ledger.merchant_day_limit(merchant_id, day,
                                                   merchant["daily_award_cap_points"])]
 
-        async def award(conn: asyncpg.Connection) -> tuple[int, Any]:
-            body = await repo.purchase_scan(
-                conn, member_id=token.member_id, merchant_id=merchant_id, jti=token.jti,
-                points=points, day=day, member_cap=self.settings.member_daily_cap_points,
-                ref=ref, slices=self.settings.budget_slices)
-            done = await self._record_purchase(conn, token.member_id, merchant, purchase_thb,
-                                               day)
-            if done:
-                await repo.record_mission_completions(conn, merchant_id, day, token.member_id,
-                                                      done)
-            body["missions"] = done
-            return 201, body
-
-        return await self.ledger.run(scope=scope, key=key, req_hash=req_hash, op=award,
-                                     amount=points, limits=limits)
-
-    async def _record_purchase(self, conn: asyncpg.Connection, member_id: int,
-                               merchant: asyncpg.Record, amount_thb: Any,
-                               day: dt.date) -> list[dict[str, Any]]:
-        """Progress purchase missions in the scan's transaction, when missions are installed."""
-        if not self._missions_hook:
-            self._missions_hook = await repo.purchase_progress_available(conn)
-            if not self._missions_hook:
-                return []
-        return await record_purchase(conn, member_id=member_id, merchant_id=merchant["id"],
-                                     category=merchant["category"], amount_thb=amount_thb,
-                                     day=day)
+        # One round trip: the key, the award, purchase missions and the stored response.
+        return await self.ledger.one_call(
+            scope=scope, key=key, req_hash=req_hash, amount=points, limits=limits,
+            call=lambda: repo.purchase_scan_idem(
+                self.pool, scope=scope, key=key, req_hash=req_hash, member_id=token.member_id,
+                merchant_id=merchant_id, jti=token.jti, points=points, day=day,
+                member_cap=self.settings.member_daily_cap_points, ref=ref,
+                slices=self.settings.budget_slices, category=merchant["category"],
+                amount_thb=purchase_thb))
 
     async def batch(self, staff: Principal, data: BatchIn) -> list[BatchItemOut]:
         """Offline scans, in order; each item is its own idempotent scan at its scanned_at."""

@@ -231,3 +231,49 @@ async def test_merchant_daily_and_monthly_reports_in_json_and_xlsx(
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
     other = world.auth(Principal("member", mid, "x"))
     assert (await http.get("/merchant/reports/daily", headers=other)).status_code == 403
+
+
+async def test_a_scan_completes_purchase_missions_in_its_one_round_trip(
+        http: httpx.AsyncClient, world: World, pool: asyncpg.Pool) -> None:
+    """kk_purchase_scan_idem: the award, the purchase mission it completes, the shop's report
+    row and the stored response commit together; a replay answers the same body; a refused
+    scan progresses nothing."""
+    from tests.integration.missions.helpers import create_mission
+
+    admin = await world.admin()
+    funder = await world.funder()
+    shop = await merchant(http, world, funder=funder, thb_per_point=10)
+    mission = await create_mission(http, admin, funder, kind="purchase", points=30,
+                                   min_spend_thb="100", merchant_ids=[shop],
+                                   recurrence="daily")
+    try:
+        counter = await staff(world, shop)
+        mid, _ = await world.member()
+        token = qr(world, mid)
+        key = idem()
+        r = await http.post("/merchant/scans", headers=counter | key,
+                            json={"member_token": token, "purchase_thb": "150"})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["points"] == 15
+        assert [(d["mission_id"], d["points"]) for d in body["missions"]] == [(mission["id"], 30)]
+        again = await http.post("/merchant/scans", headers=counter | key,
+                                json={"member_token": token, "purchase_thb": "150"})
+        assert again.status_code == 201 and again.json() == body
+        assert again.headers.get("idempotent-replayed") == "true"
+        # The same QR at another shop is refused: nothing of that scan is kept.
+        other = await staff(world, await merchant(http, world, funder=funder))
+        refused = await http.post("/merchant/scans", headers=other | idem(),
+                                  json={"member_token": token, "purchase_thb": "500"})
+        assert refused.status_code == 409 and refused.json()["code"] == "member_token_replayed"
+        # A new QR, the same day: the daily mission is done already, the scan still awards.
+        second = await http.post("/merchant/scans", headers=counter | idem(),
+                                 json={"member_token": qr(world, mid), "purchase_thb": "150"})
+        assert second.status_code == 201 and second.json()["missions"] == []
+        assert await pocket(pool, mid) == (15 + 30 + 15, 0)
+        rows = await pool.fetch("select mission_id, member_id, points from"
+                                " merchant_mission_completions where merchant_id = $1", shop)
+        assert [tuple(x) for x in rows] == [(mission["id"], mid, 30)]
+        await assert_ledger_ok(pool)
+    finally:
+        await http.delete(f"/admin/missions/{mission['id']}", headers=admin)
