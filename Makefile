@@ -29,7 +29,7 @@ run: services ## run API + worker with demo data on http://$(HOST):$(PORT)
 	@set -a; source $(ENVFILE); set +a; \
 	 $(BIN)/python -m kuekan migrate && $(BIN)/python -m kuekan seed && \
 	 echo "admin token:  $$($(BIN)/python -m kuekan token --role admin --org pao --line-sub Uadmin-pao)" && \
-	 echo "member token: $$($(BIN)/python -m kuekan token --role member --line-sub Udemo-1)" && \
+	 echo "member token: $$($(BIN)/python -m kuekan token --role member --line-sub Udemo-0)" && \
 	 ( $(BIN)/python -m kuekan worker & echo $$! > .kuekan/worker.pid ) && \
 	 trap 'kill $$(cat .kuekan/worker.pid) 2>/dev/null' EXIT INT TERM; \
 	 echo "KueKan on http://$(HOST):$(PORT)  (OpenAPI: /schema, metrics: /metrics)"; \
