@@ -246,10 +246,11 @@ async def evening_digest(dsn: str, redis_url: str, line: FakeLineServer,
     """After the run: the day's LINE digests, as the evening cron sends them (one push per
     member who earned points today), through the worker to the fake LINE server. Prints the
     push rate and checks that every member got exactly one."""
-    from arq.connections import ArqRedis
+    from kuekan.outbox.queue import arq_redis
 
-    from kuekan.cache import redis_pool
-
+    digests = ("select count(*) as n, count(distinct member_id) as members,"
+               " extract(epoch from max(sent_at) - min(created_at)) as span_s"
+               " from notify_messages where kind = 'points_digest' and status = 'sent'")
     conn = await asyncpg.connect(dsn)
     try:
         # Check-ins reach the digest through the outbox: wait for the worker to be through it.
@@ -260,19 +261,13 @@ async def evening_digest(dsn: str, redis_url: str, line: FakeLineServer,
                 break
             await asyncio.sleep(1)
         due = int(await conn.fetchval("select count(*) from notify_digest where points > 0"))
-    finally:
-        await conn.close()
-    queue = ArqRedis(redis_pool(redis_url))
-    try:
-        # (If the run crossed the configured digest hour, the cron has sent them already.)
-        await queue.enqueue_job("send_points_digests", _job_id=f"loadtest-digest-{time.time()}")
-    finally:
-        await queue.aclose()
-    digests = ("select count(*) as n, count(distinct member_id) as members,"
-               " extract(epoch from max(sent_at) - min(created_at)) as span_s"
-               " from notify_messages where kind = 'points_digest' and status = 'sent'")
-    conn = await asyncpg.connect(dsn)
-    try:
+        queue = arq_redis(redis_url)
+        try:
+            # (If the run crossed the configured digest hour, the cron has sent them already.)
+            await queue.enqueue_job("send_points_digests",
+                                    _job_id=f"loadtest-digest-{time.time()}")
+        finally:
+            await queue.aclose()
         for _ in range(int(2 * timeout_s)):
             row = await conn.fetchrow(digests)
             if row["n"] >= due:

@@ -330,16 +330,15 @@ async def flood(base: str, n: int, conc: int, make: Callable[[int], Request], *,
     return out
 
 
-# py-spy names a frame "function (file:line)", the file relative to its sys.path entry: the
-# project's own frames are those whose file is one of src/kuekan's modules.
-_OWN_FILES = frozenset(str(p.relative_to(REPO / "src" / "kuekan"))
-                       for p in (REPO / "src" / "kuekan").rglob("*.py")) - {"__main__.py"}
+def _own_files() -> frozenset[str]:
+    """src/kuekan's modules, as py-spy names files: relative to their sys.path entry."""
+    root = REPO / "src" / "kuekan"
+    return frozenset(str(p.relative_to(root)) for p in root.rglob("*.py")) - {"__main__.py"}
 
 
-def _own_frame(frame: str) -> str | None:
-    name, _, where = frame.rpartition(" (")
-    file = where.rsplit(":", 1)[0]
-    return f"{name} ({file})" if file in _OWN_FILES else None
+def _top(counts: dict[str, int], total: int, top: int) -> list[str]:
+    return [f"    {100 * n / total:5.1f} %  {f}"
+            for f, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]]
 
 
 def profile_summary(path: Path, top: int = 12) -> str:
@@ -348,6 +347,7 @@ def profile_summary(path: Path, top: int = 12) -> str:
     (inclusive). Idle samples (py-spy without ``--idle`` records none) are not in the file."""
     if not path.exists():
         return "  (py-spy wrote no profile: see its log)"
+    own = _own_files()
     self_n: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
@@ -361,17 +361,17 @@ def profile_summary(path: Path, top: int = 12) -> str:
         if not frames:
             continue
         self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
-        for f in {_own_frame(f) for f in frames} - {None}:
+        # A frame is "function (file:line)"; count each of our functions once per stack.
+        located = (f.rpartition(" (") for f in frames)
+        mine = {f"{name} ({file})" for name, _, where in located
+                if (file := where.rsplit(":", 1)[0]) in own}
+        for f in mine:
             incl[f] = incl.get(f, 0) + n
     if not total:
         return "  (no samples)"
-    out = [f"  {total} samples; self time, top {top}:"]
-    out += [f"    {100 * n / total:5.1f} %  {f}"
-            for f, n in sorted(self_n.items(), key=lambda kv: -kv[1])[:top]]
-    out.append(f"  the project's functions with their callees, top {top}:")
-    out += [f"    {100 * n / total:5.1f} %  {f}"
-            for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]]
-    return "\n".join(out)
+    return "\n".join([f"  {total} samples; self time, top {top}:", *_top(self_n, total, top),
+                      f"  the project's functions with their callees, top {top}:",
+                      *_top(incl, total, top)])
 
 
 ACCEPT_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")

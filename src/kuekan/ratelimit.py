@@ -59,10 +59,10 @@ class SharedCounter:
 
     def hit(self, key: str, window: int) -> int:
         """Count one hit; returns the best-known total for the key's window, this hit included."""
-        if window != self._window:
+        if window != self._window:  # what was counted belongs to a window that is over
             self._window = window
             self._known.clear()
-            self._unsent = {k: n for k, n in self._unsent.items() if k.endswith(f":{window}")}
+            self._unsent.clear()
         n = self._unsent.get(key, 0) + 1
         self._unsent[key] = n
         return self._known.get(key, 0) + n
@@ -77,13 +77,16 @@ class SharedCounter:
             totals = await self._script(keys=keys, args=[WINDOW_S, *(sent[k] for k in keys)])
         except RedisError:
             for k, n in sent.items():  # keep limiting on our own counts; send them later
-                self._unsent[k] = self._unsent.get(k, 0) + n
+                if self._current(k):
+                    self._unsent[k] = self._unsent.get(k, 0) + n
             raise
-        window = f":{self._window}"
         for k, total in zip(keys, totals, strict=True):
-            if k.endswith(window):
+            if self._current(k):  # the window may have turned while the call was out
                 self._known[k] = int(total)
         return len(keys)
+
+    def _current(self, key: str) -> bool:
+        return key.endswith(f":{self._window}")
 
 
 async def sync_forever(counter: SharedCounter) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -130,13 +131,14 @@ class WorkerSettings:
 # #498): a Redis restart, failover or killed connection would stop every worker at once. A
 # worker starting while PostgreSQL drops its connections (failover, pg_terminate_backend) fails
 # its startup the same way. Both are worth a restart; any other error stops the process.
-STORAGE_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError,
+STORAGE_LOST = (RedisConnectionError, RedisTimeoutError, OSError,
                 asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CannotConnectNowError)
 RESTART_DELAY_S = (0.5, 10.0)  # first and longest wait before the worker starts again
 
 
-def run(redis_url: str, new_loop: Any = asyncio.new_event_loop) -> int:
+def run(redis_url: str,
+        new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop) -> int:
     """Run the worker until a signal stops it; when Redis or PostgreSQL is lost, start it again.
 
     Each run gets a fresh event loop, and what the lost one left open (the database pool, the
@@ -158,14 +160,15 @@ def run(redis_url: str, new_loop: Any = asyncio.new_event_loop) -> int:
                         restart_in_s=delay)
         finally:
             _close_leftovers(loop, worker)
-        time.sleep(delay)
-        # Back off while Redis stays away; a worker that ran a while starts the count again.
         ran_s = time.monotonic() - started
+        time.sleep(delay)
+        # Back off while storage stays away; a worker that ran a while starts the count again.
         delay = RESTART_DELAY_S[0] if ran_s > 60 else min(delay * 2, RESTART_DELAY_S[1])
 
 
 def _close_leftovers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:
-    """After a run that ended in an error: what ARQ's close did not reach, then the loop."""
+    """After a run: what ARQ's close did not reach when the run ended in an error (the
+    database pool, the relay task), then the loop itself."""
     with contextlib.suppress(Exception):
         loop.run_until_complete(shutdown(worker.ctx))
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
