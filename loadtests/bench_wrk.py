@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from stack import (
     backend_pids,
     flush_redis_db,
     free_port,
+    machine_cpu,
     pids_cpu,
     raise_nofile,
     recreate_database,
@@ -64,14 +64,6 @@ create table if not exists bare_balances (member bigint primary key, balance big
 """
 BARE_BALANCES = ("insert into bare_balances select g, 0 from generate_series(1, $1::int) g"
                  " on conflict do nothing")
-
-
-def machine_cpu() -> float:
-    """Busy CPU-seconds of the whole machine so far (all cores), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    ticks = [int(x) for x in fields]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(base: str, seconds: int, conns: int, threads: int, args: list[str],
@@ -156,10 +148,10 @@ async def main() -> int:  # noqa: PLR0915 - one linear script
         wrk_args = [token, str(funder), str(min(ids)), str(len(ids))]
         run_wrk(base, 5, args.c, args.threads, [*wrk_args, f"warm{run}"], procs)
         pg_pids = await backend_pids(args.db)
-        api0, pg0, all0, t0 = tree_cpu(api.pid), pids_cpu(pg_pids), machine_cpu(), time.time()
+        api0, pg0, all0, t0 = tree_cpu(api.pid), pids_cpu(pg_pids), machine_cpu()[0], time.time()
         res, wrk_cpu = run_wrk(base, args.duration, args.c, args.threads, [*wrk_args, run], procs)
         api_cpu, pg_cpu = tree_cpu(api.pid) - api0, pids_cpu(pg_pids) - pg0
-        all_cpu, wall = machine_cpu() - all0, time.time() - t0
+        all_cpu, wall = machine_cpu()[0] - all0, time.time() - t0
         procs.stop(api)
     finally:
         procs.stop_all()
