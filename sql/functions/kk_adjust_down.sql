@@ -1,3 +1,4 @@
+-- Negative admin adjustment: member -> adjustment account.
 CREATE OR REPLACE FUNCTION public.kk_adjust_down(p_member bigint, p_amount bigint, p_ref jsonb, p_slices integer)
  RETURNS TABLE(transfer_id bigint, balance bigint, available bigint)
  LANGUAGE sql

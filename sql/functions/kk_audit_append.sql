@@ -1,3 +1,4 @@
+-- Append one row under a transaction-scoped lock, so rows chain in id order.
 CREATE OR REPLACE FUNCTION public.kk_audit_append(p_actor text, p_action text, p_subject text, p_details jsonb)
  RETURNS bigint
  LANGUAGE plpgsql

@@ -1,3 +1,5 @@
+-- The hashed bytes: every field length-prefixed so no two rows can share a material.
+-- kuekan.audit.verify rebuilds the same text in Python from the stored fields.
 CREATE OR REPLACE FUNCTION public.kk_audit_material(p_prev text, p_id bigint, p_at timestamp with time zone, p_actor text, p_action text, p_subject text, p_details jsonb)
  RETURNS text
  LANGUAGE sql

@@ -1,3 +1,8 @@
+-- Award: funder -> member, with daily caps and budgets checked and counted in the same transaction.
+--   p_member_cap:  the member's daily earning cap, or null when this award is not counted
+--                  (admin awards and adjustments are audited corrections, API.md).
+--   p_merchant:    merchant whose daily award cap applies, or null.
+--   p_budget_keys: sliced budgets to take from (e.g. 'funder:3', 'mission:7').
 CREATE OR REPLACE FUNCTION public.kk_award(p_member bigint, p_funder bigint, p_amount bigint, p_kind text, p_day date, p_member_cap bigint, p_merchant bigint, p_budget_keys text[], p_ref jsonb, p_check_hold boolean, p_slices integer)
  RETURNS TABLE(transfer_id bigint, balance bigint, available bigint)
  LANGUAGE plpgsql

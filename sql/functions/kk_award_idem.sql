@@ -1,3 +1,4 @@
+-- Idempotent award in one round trip: claim the key, award, store the response.
 CREATE OR REPLACE FUNCTION public.kk_award_idem(p_scope text, p_key text, p_hash text, p_member bigint, p_funder bigint, p_amount bigint, p_kind text, p_day date, p_member_cap bigint, p_merchant bigint, p_budget_keys text[], p_ref jsonb, p_check_hold boolean, p_slices integer, p_extra jsonb DEFAULT '{}'::jsonb, p_outbox_topic text DEFAULT NULL::text)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Create (or reset) a budget split into p_slices slices.
 CREATE OR REPLACE FUNCTION public.kk_budget_set(p_key text, p_total bigint, p_slices integer)
  RETURNS void
  LANGUAGE plpgsql

@@ -1,3 +1,5 @@
+-- Take p_amount from a sliced budget. No budget rows means no cap. Tries the preferred slice,
+-- then the fullest others; only when no single slice can cover it, locks them all in order.
 CREATE OR REPLACE FUNCTION public.kk_budget_take(p_key text, p_amount bigint, p_slice integer)
  RETURNS boolean
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Refuse a step of an active chain until the member has completed the step before it.
 CREATE OR REPLACE FUNCTION public.kk_chain_check(p_member bigint, p_mission bigint)
  RETURNS void
  LANGUAGE plpgsql

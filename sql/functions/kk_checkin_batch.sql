@@ -1,3 +1,16 @@
+-- Group commit of check-ins: several kk_checkin_idem calls in one statement, one round trip and
+-- one commit (one WAL flush) for all of them. The API's batcher (kuekan.missions.batch) sends the
+-- check-ins that arrive while the previous batch is in flight.
+--
+-- p_items: a jsonb array of objects {scope, key, hash, member, mission, day, lat, lon, accuracy,
+-- distance, decision, risk, device, fences}, the arguments of kk_checkin_idem. The caller orders
+-- them by (member % slices, member), the order kk_award takes budget and funder slices in, so two
+-- batches running at once wait for each other instead of deadlocking.
+--
+-- Each item runs in its own block (a subtransaction): a refusal (KKnnn) rolls back that item only
+-- and comes back as {"refused": code, "state": sqlstate}. Any other error (deadlock, serialization
+-- failure, a bug) aborts the whole batch, nothing of it commits, and the caller runs the items one
+-- by one through kk_checkin_idem. Returns one result per item, in the order given.
 CREATE OR REPLACE FUNCTION public.kk_checkin_batch(p_items jsonb, p_member_cap bigint, p_slices integer)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,8 @@
+-- The check-in, idempotent, in one round trip: claim the key; mission active; member active and
+-- in the audience; chain step unlocked; one completion per period and the per-member cap; points
+-- with multipliers; award from the funder (daily cap, funder and mission budgets); the check-in
+-- row; collection and chain progress; outbox 'checkin.completed'; store the response.
+-- The geofence decision was made by the API process (in memory) and arrives as evidence.
 CREATE OR REPLACE FUNCTION public.kk_checkin_idem(p_scope text, p_key text, p_hash text, p_member bigint, p_mission bigint, p_day date, p_lat double precision, p_lon double precision, p_accuracy double precision, p_distance double precision, p_decision text, p_risk boolean, p_device text, p_fences bigint[], p_member_cap bigint, p_slices integer)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,5 @@
+-- A refused check-in: record the attempt (evidence for fraud rules) and store the refusal as the
+-- key's response, in one round trip. Returns the stored record instead when the key was used.
 CREATE OR REPLACE FUNCTION public.kk_checkin_refused(p_scope text, p_key text, p_hash text, p_member bigint, p_mission bigint, p_lat double precision, p_lon double precision, p_accuracy double precision, p_distance double precision, p_decision text, p_device text, p_code text, p_status integer, p_problem jsonb)
  RETURNS jsonb
  LANGUAGE plpgsql

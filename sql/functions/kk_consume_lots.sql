@@ -1,3 +1,5 @@
+-- Consume p_amount from a member's lots, oldest first (the preferred lot first when given),
+-- recording the consumption against p_transfer. Caller has already debited member_balances.
 CREATE OR REPLACE FUNCTION public.kk_consume_lots(p_member bigint, p_amount bigint, p_transfer bigint, p_pref_month date DEFAULT NULL::date, p_pref_funder bigint DEFAULT NULL::bigint)
  RETURNS void
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Debit: member -> another account (adjustment down, reversal), consuming lots oldest first.
 CREATE OR REPLACE FUNCTION public.kk_debit(p_member bigint, p_amount bigint, p_credit_account bigint, p_kind text, p_funder bigint, p_reverses bigint, p_ref jsonb, p_slices integer, p_pref_month date DEFAULT NULL::date, p_pref_funder bigint DEFAULT NULL::bigint)
  RETURNS TABLE(transfer_id bigint, balance bigint, available bigint)
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Rolling 12-month earnings, at month granularity (lots are monthly): this month and the 11 before.
 CREATE OR REPLACE FUNCTION public.kk_earned_12m(p_member bigint, p_today date)
  RETURNS bigint
  LANGUAGE sql

@@ -1,3 +1,5 @@
+-- Expire lots earned before p_before_month: each lot's remainder (earned - spent - reserved -
+-- expired, never a total) moves member -> expired, attributed to the lot's funder.
 CREATE OR REPLACE FUNCTION public.kk_expire_lots(p_before_month date, p_limit integer, p_slices integer)
  RETURNS TABLE(member_id bigint, month date, funder_id bigint, points bigint)
  LANGUAGE plpgsql

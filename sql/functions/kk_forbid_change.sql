@@ -1,3 +1,4 @@
+-- Transfers are never updated or deleted: corrections are new transfers.
 CREATE OR REPLACE FUNCTION public.kk_forbid_change()
  RETURNS trigger
  LANGUAGE plpgsql

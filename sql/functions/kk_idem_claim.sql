@@ -1,3 +1,5 @@
+-- Idempotency: claim a key inside the caller's transaction. Returns null when claimed (go on),
+-- or the stored record {hash, status, body} when the key was already used.
 CREATE OR REPLACE FUNCTION public.kk_idem_claim(p_scope text, p_key text, p_hash text)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,6 @@
+-- Reward a completed collection or chain: bonus points (not counted against the daily cap, so a
+-- once-in-a-lifetime passport bonus is never lost to it), a badge and a multiplier period. A bonus
+-- the budget cannot fund is recorded as 0 points with an outbox event for the organisers.
 CREATE OR REPLACE FUNCTION public.kk_mission_complete_bonus(p_mission bigint, p_member bigint, p_day date, p_slices integer, p_checkin bigint)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- The recurrence period a completion on p_day (Asia/Bangkok) belongs to.
 CREATE OR REPLACE FUNCTION public.kk_mission_period(p_recurrence text, p_day date)
  RETURNS text
  LANGUAGE sql

@@ -1,3 +1,4 @@
+-- Points after multipliers: the member's tier and any active multiplier period, when allowed.
 CREATE OR REPLACE FUNCTION public.kk_mission_points(p_points bigint, p_eligible boolean, p_member bigint, p_tier text)
  RETURNS bigint
  LANGUAGE sql

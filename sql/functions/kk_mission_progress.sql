@@ -1,3 +1,5 @@
+-- Progress collections and chains after an accepted completion of p_mission with the place
+-- fences p_fences (every active fence covering the check-in). Returns completed missions.
 CREATE OR REPLACE FUNCTION public.kk_mission_progress(p_member bigint, p_mission bigint, p_fences bigint[], p_day date, p_slices integer, p_checkin bigint)
  RETURNS jsonb
  LANGUAGE plpgsql

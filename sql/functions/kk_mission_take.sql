@@ -1,3 +1,5 @@
+-- Count a completion for (mission, member, period) under the progress row lock; refuse
+-- already_completed when the period is done or the per-member cap is reached.
 CREATE OR REPLACE FUNCTION public.kk_mission_take(p_mission bigint, p_member bigint, p_period text, p_cap integer)
  RETURNS void
  LANGUAGE plpgsql

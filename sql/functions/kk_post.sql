@@ -1,3 +1,4 @@
+-- Post (phase two): the reserved points move to p_credit_account; exactly once.
 CREATE OR REPLACE FUNCTION public.kk_post(p_pending bigint, p_credit_account bigint, p_ref jsonb, p_slices integer)
  RETURNS TABLE(transfer_id bigint, balance bigint, available bigint)
  LANGUAGE plpgsql

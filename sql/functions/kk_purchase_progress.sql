@@ -1,3 +1,6 @@
+-- Purchase missions progressed by a merchant scan, inside the scan's transaction. Each mission
+-- runs in its own block (savepoint): a mission that is done, capped or unfunded is skipped and
+-- never fails the scan. Returns the completed missions as a jsonb array.
 CREATE OR REPLACE FUNCTION public.kk_purchase_progress(p_member bigint, p_merchant bigint, p_category text, p_amount numeric, p_day date, p_member_cap bigint, p_slices integer)
  RETURNS jsonb
  LANGUAGE plpgsql

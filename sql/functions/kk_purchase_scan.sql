@@ -1,3 +1,5 @@
+-- Merchant scan with a purchase: award p_points (already earn rule x tier multiplier) from the
+-- merchant's funder, with the member's and the merchant's daily caps and the funder's budget.
 CREATE OR REPLACE FUNCTION public.kk_purchase_scan(p_member bigint, p_merchant bigint, p_jti text, p_points bigint, p_day date, p_member_cap bigint, p_ref jsonb, p_slices integer)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,12 @@
+-- A purchase scan in one round trip, as kk_award_idem is for admin awards and kk_checkin_idem
+-- for check-ins: claim the durable idempotency key (or return the stored response), award the
+-- purchase points (kk_purchase_scan: QR use, merchant, limits, outbox), progress the member's
+-- purchase missions (kk_purchase_progress), record them for the shop's report, and store the
+-- response. Before, the API ran these as seven statements in a transaction of its own (begin,
+-- claim, scan, progress, completions, store, commit), seven round trips per scan.
+--
+-- A refusal raised by any step (KKnnn) aborts the statement, so nothing of the scan is kept,
+-- exactly as when the API's transaction rolled back; the API then stores the refusal.
 CREATE OR REPLACE FUNCTION public.kk_purchase_scan_idem(p_scope text, p_key text, p_hash text, p_member bigint, p_merchant bigint, p_jti text, p_points bigint, p_day date, p_member_cap bigint, p_ref jsonb, p_slices integer, p_category text, p_amount_thb numeric)
  RETURNS jsonb
  LANGUAGE plpgsql

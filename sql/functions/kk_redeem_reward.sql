@@ -1,3 +1,5 @@
+-- Redeem (phase one): reserve the points, take one from stock and the member's limit, issue the
+-- coupon under the first free code among p_codes. One round trip.
 CREATE OR REPLACE FUNCTION public.kk_redeem_reward(p_member bigint, p_reward bigint, p_codes text[], p_ref jsonb)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Reserve (phase one): points leave "available" but stay in the pocket until posted or voided.
 CREATE OR REPLACE FUNCTION public.kk_reserve(p_member bigint, p_amount bigint, p_expires_at timestamp with time zone, p_ref jsonb, p_check_hold boolean)
  RETURNS TABLE(pending_id bigint, balance bigint, available bigint)
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Reverse an award: the mirror transfer back to the funding account, from the same lot first.
 CREATE OR REPLACE FUNCTION public.kk_reverse(p_transfer bigint, p_ref jsonb, p_slices integer)
  RETURNS TABLE(transfer_id bigint, balance bigint, available bigint)
  LANGUAGE plpgsql

@@ -1,3 +1,5 @@
+-- Merchant scan of a coupon (phase two): post the reserved points to the merchant's redemption
+-- account. The coupon row lock serialises two counters scanning the same coupon.
 CREATE OR REPLACE FUNCTION public.kk_scan_coupon(p_code text, p_member bigint, p_merchant bigint, p_jti text, p_ref jsonb, p_slices integer)
  RETURNS jsonb
  LANGUAGE plpgsql

@@ -1,3 +1,4 @@
+-- Add to a sliced (non-member) account balance.
 CREATE OR REPLACE FUNCTION public.kk_slice_add(p_account bigint, p_slice integer, p_amount bigint)
  RETURNS void
  LANGUAGE sql

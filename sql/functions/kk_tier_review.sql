@@ -1,3 +1,4 @@
+-- Yearly review: every member gets the tier their rolling 12 months earn (up or down).
 CREATE OR REPLACE FUNCTION public.kk_tier_review(p_today date, p_after_member bigint, p_limit integer)
  RETURNS TABLE(member_id bigint, from_tier text, to_tier text)
  LANGUAGE plpgsql

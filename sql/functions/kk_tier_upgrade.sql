@@ -1,3 +1,5 @@
+-- Upgrade only (downgrades wait for the yearly review). Runs after every lot credit, so any award
+-- (purchase, mission, admin) can upgrade; the members row lock makes a crossing upgrade once.
 CREATE OR REPLACE FUNCTION public.kk_tier_upgrade(p_member bigint)
  RETURNS text
  LANGUAGE plpgsql

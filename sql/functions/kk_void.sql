@@ -1,3 +1,4 @@
+-- Void: the reserved points return to "available"; exactly once.
 CREATE OR REPLACE FUNCTION public.kk_void(p_pending bigint)
  RETURNS TABLE(balance bigint, available bigint)
  LANGUAGE plpgsql

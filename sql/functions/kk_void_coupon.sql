@@ -1,3 +1,4 @@
+-- Void an unused coupon at expiry: points back to available, stock and limit back; exactly once.
 CREATE OR REPLACE FUNCTION public.kk_void_coupon(p_coupon bigint, p_now timestamp with time zone)
  RETURNS boolean
  LANGUAGE plpgsql

@@ -9,8 +9,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from kuekan.db.migrate import MigrationError, migrate, with_database
-from kuekan.kit.resources import functions_dir
+from kuekan.db.migrate import (
+    REBASELINED,
+    MigrationError,
+    migrate,
+    read_sql,
+    with_database,
+)
+from kuekan.kit.resources import functions_dir, migrations_dir
 from tests.conftest import _drop_database
 
 
@@ -45,7 +51,7 @@ async def test_a_changed_applied_migration_stops_the_run_and_applies_nothing(
         scratch_db: str, tmp_path: Path) -> None:
     versioned = _write(tmp_path / "m", {"0001_a": "create table a (id int);"})
     fns = _write(tmp_path / "fns", {"kk_probe": FN_V1})
-    assert await migrate(scratch_db, versioned, fns) == ["0001_a", "functions/kk_probe"]
+    assert await migrate(scratch_db, versioned, fns) == ["functions/kk_probe", "0001_a"]
     _write(versioned, {"0001_a": "create table a (id bigint);",  # edited after it ran
                        "0002_b": "create table b (id int);"})
     with pytest.raises(MigrationError, match="0001_a changed"):
@@ -99,3 +105,47 @@ async def test_every_function_in_the_database_is_its_file_in_sql_functions(
                 await tx.rollback()
     finally:
         await conn.close()
+
+
+async def test_functions_exist_before_the_versioned_files_that_name_them(
+        scratch_db: str, tmp_path: Path) -> None:
+    """A trigger in a versioned file can name a function whose body lives in sql/functions."""
+    trigger_fn = ("create or replace function kk_stamp() returns trigger language plpgsql as "
+                  "$$ begin new.at := 'epoch'; return new; end $$;")
+    versioned = _write(tmp_path / "m", {"0001_a": (
+        "create table a (id int, at timestamptz);"
+        " create trigger a_stamp before insert on a for each row execute function kk_stamp();")})
+    fns = _write(tmp_path / "fns", {"kk_stamp": trigger_fn})
+    await migrate(scratch_db, versioned, fns)
+    conn = await asyncpg.connect(scratch_db)
+    try:
+        await conn.execute("insert into a (id) values (1)")
+        assert (await conn.fetchval("select extract(epoch from at) from a")) == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_database_migrated_before_the_bodies_moved_is_current(scratch_db: str) -> None:
+    """Databases that recorded the checksums of the files as they were before the function
+    bodies moved to sql/functions are re-baselined, not refused."""
+    await migrate(scratch_db)
+    conn = await asyncpg.connect(scratch_db)
+    try:
+        for version, old in REBASELINED.items():
+            await conn.execute("update schema_migrations set checksum = $2 where version = $1",
+                               version, old)
+        await conn.execute("update schema_migrations set checksum = 'x' where version ="
+                           " '0007_analytics'")  # not a re-baselined file: must still stop
+        with pytest.raises(MigrationError, match="0007_analytics changed"):
+            await migrate(scratch_db)
+        await conn.execute("update schema_migrations set checksum = $1 where version ="
+                           " '0007_analytics'", _sha("0007_analytics"))
+        assert await migrate(scratch_db) == []
+        stored = await conn.fetch("select version, checksum from schema_migrations")
+        assert all(r["checksum"] != REBASELINED.get(r["version"]) for r in stored)
+    finally:
+        await conn.close()
+
+
+def _sha(version: str) -> str:
+    return next(f.checksum for f in read_sql(migrations_dir()) if f.name == version)
