@@ -37,7 +37,7 @@ from kuekan.auth.routes import AuthController
 from kuekan.auth.tokens import TokenService
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.idempotency import Gate
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
@@ -67,12 +67,11 @@ DOMAIN_ROUTES: list[Any] = [
 ]
 
 
-def _problem(status: int, code: str, en: str, th: str, request: Request[Any, Any, Any],
-             **extra: Any) -> Response[Any]:
-    body = {"type": f"https://kuekan.dev/problems/{code.replace('_', '-')}", "title": en,
-            "status": status, "detail": en, "code": code, "message_th": th, "message_en": en,
-            "instance": request.url.path, **extra}
-    return Response(content=body, status_code=status, media_type=PROBLEM_JSON)
+def _problem(code: str, request: Request[Any, Any, Any], status: int | None = None,
+             en: str | None = None, **extra: Any) -> Response[Any]:
+    exc = known(code, status, en=en, **extra)
+    return Response(content=exc.to_problem(request.url.path), status_code=exc.status,
+                    media_type=PROBLEM_JSON)
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -83,20 +82,20 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    return _problem(422, "validation_failed", f"Invalid request: {exc.detail}",
-                    "ข้อมูลที่ส่งมาไม่ถูกต้อง", request, errors=errors)
+    return _problem("validation_failed", request, en=f"Invalid request: {exc.detail}",
+                    errors=errors)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    codes = {401: ("unauthorized", "กรุณาเข้าสู่ระบบ"), 403: ("forbidden", "ไม่มีสิทธิ์"),
-             404: ("not_found", "ไม่พบข้อมูลที่ร้องขอ"), 405: ("method_not_allowed", "ไม่รองรับเมธอดนี้"),
-             413: ("payload_too_large", "ข้อมูลมีขนาดใหญ่เกินไป"),
-             415: ("unsupported_media_type", "ไม่รองรับชนิดข้อมูลนี้")}
-    code, th = codes.get(exc.status_code, ("http_error", "คำขอไม่ถูกต้อง"))
     if exc.status_code == 400:
-        return _problem(422, "validation_failed", f"Invalid request: {exc.detail}",
-                        "ข้อมูลที่ส่งมาไม่ถูกต้อง", request)
-    return _problem(exc.status_code, code, str(exc.detail), th, request)
+        return _problem("validation_failed", request, en=f"Invalid request: {exc.detail}")
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return _problem(code, request, exc.status_code, en=str(exc.detail))
+
+
+# Litestar's own HTTP errors by status; their codes and Thai texts are in the catalogue.
+HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              413: "payload_too_large", 415: "unsupported_media_type"}
 
 
 # Failures a retry with the same Idempotency-Key can get past: 503, never a 500.
@@ -113,11 +112,9 @@ TRANSIENT_ERRORS = (
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, TRANSIENT_ERRORS):
         log.warning("transient_failure", error=type(exc).__name__, path=request.url.path)
-        return _problem(503, "temporarily_unavailable",
-                        "Temporarily unavailable; retry with the same Idempotency-Key",
-                        "ระบบไม่พร้อมให้บริการชั่วคราว โปรดลองใหม่ด้วย Idempotency-Key เดิม", request)
+        return _problem("temporarily_unavailable", request)
     log.exception("unhandled_error", path=request.url.path)
-    return _problem(500, "internal_error", "Internal error", "เกิดข้อผิดพลาดภายในระบบ", request)
+    return _problem("internal_error", request)
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:

@@ -28,7 +28,7 @@ from kuekan.analytics.schemas import (
     HeatLevel,
 )
 from kuekan.auth.tokens import Principal, TokenService, unauthorized
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.kit.clock import bangkok_day
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
@@ -36,8 +36,7 @@ To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
 
 
 def forbidden_scope() -> DomainError:
-    return DomainError("forbidden_scope", 403, "Your organisation may not see this data",
-                       "หน่วยงานของคุณไม่มีสิทธิ์เข้าถึงข้อมูลนี้")
+    return known("forbidden_scope")
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

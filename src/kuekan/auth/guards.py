@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request
 
 from kuekan.auth.tokens import Principal, TokenService, unauthorized
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 
 
 def _bearer(request: Request[Any, Any, Any]) -> str:
@@ -29,8 +29,7 @@ def _principal(request: Request[Any, Any, Any]) -> Principal:
 
 
 def wrong_role(role: str) -> DomainError:
-    return DomainError("forbidden_role", 403, f"This route needs the {role} role",
-                       "สิทธิ์ของคุณไม่สามารถใช้งานส่วนนี้ได้")
+    return known("forbidden_role", en=f"This route needs the {role} role")
 
 
 async def provide_member(request: Request[Any, Any, Any]) -> Principal:

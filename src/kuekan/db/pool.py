@@ -1,4 +1,7 @@
-"""The asyncpg pool and the mapping of ledger refusals (SQLSTATE KKnnn) to DomainErrors."""
+"""The asyncpg pool and the mapping of refusals raised in SQL (SQLSTATE KKnnn) to DomainErrors.
+
+A SQL function knows only the refusal's code and status; its texts come from the one catalogue
+(:func:`kuekan.errors.known`), the same as for a refusal raised in Python."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ _STATUS_BY_STATE = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
 
 
 def refusal_from_db(code: str, status: int = 409) -> DomainError:
-    """The DomainError for a refusal code raised by a ledger SQL function."""
+    """The DomainError for a refusal code raised by a SQL function, with its catalogue text."""
     return known(code, status)
 
 

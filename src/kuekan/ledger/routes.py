@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, known
+from kuekan.errors import known
 from kuekan.idempotency import request_hash
 from kuekan.ledger import repository as repo
 from kuekan.ledger.schemas import AwardIn, FunderIn, FunderList, FunderOut, ReverseIn
@@ -39,8 +39,7 @@ class AdminLedgerController(Controller):
                 row = await repo.create_funder(conn, data.code, data.name, data.org or admin.org,
                                                data.budget_points, state.settings.budget_slices)
             except asyncpg.UniqueViolationError:
-                raise DomainError("funder_code_taken", 409, "A funder with this code exists",
-                                  "รหัสผู้สนับสนุนนี้ถูกใช้แล้ว") from None
+                raise known("funder_code_taken") from None
             full = await repo.get_funder(conn, row["id"])
         assert full is not None
         return _funder_out(full)
@@ -66,8 +65,8 @@ class AdminLedgerController(Controller):
         key = idempotency_key(request)
         ledger: Ledger = request.app.state.ledger
         if data.points == 0:
-            raise DomainError("invalid_amount", 422, "points must not be zero",
-                              "จำนวนแต้มต้องไม่เป็นศูนย์")
+            raise known("invalid_amount", en="points must not be zero",
+                        th="จำนวนแต้มต้องไม่เป็นศูนย์")
         ref = {"reason": data.reason, "by": admin.scope, "org": admin.org}
         h = request_hash(data)
         if data.points > 0:

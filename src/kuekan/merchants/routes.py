@@ -12,7 +12,7 @@ from litestar.params import Parameter
 
 from kuekan.auth.guards import provide_admin, provide_merchant
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, known
+from kuekan.errors import known
 from kuekan.kit.clock import bangkok_day
 from kuekan.ledger import repository as ledger_repo
 from kuekan.members import repository as members_repo
@@ -63,7 +63,7 @@ class AdminMerchantsController(Controller):
                      data: MerchantIn) -> MerchantOut:
         pool = request.app.state.pool
         if not await repo.funder_exists(pool, data.funder_id):
-            raise DomainError("funder_not_found", 422, "Unknown funder_id", "ไม่พบผู้สนับสนุนแต้ม")
+            raise known("funder_not_found", 422)
         mid = await repo.create_merchant(
             pool, name=data.name, district_code=data.district_code, lat=data.lat, lon=data.lon,
             category=data.category, thb_per_point=data.thb_per_point,

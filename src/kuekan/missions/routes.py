@@ -15,7 +15,7 @@ from litestar.params import Parameter
 from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo.model import check_position, measure
 from kuekan.geo.routes import AdminGeofenceController
 from kuekan.ledger.service import Ledger
@@ -48,8 +48,7 @@ def _out(m: Mission, *, distance_m: float | None = None,
 
 
 def _code_taken() -> DomainError:
-    return DomainError("mission_code_taken", 409, "A mission with this code exists",
-                       "รหัสภารกิจนี้ถูกใช้แล้ว")
+    return known("mission_code_taken")
 
 
 async def _save_checked(request: Request[Any, Any, Any], spec: MissionSpec) -> MissionSpec:
@@ -91,7 +90,7 @@ class AdminMissionController(Controller):
         pool = request.app.state.pool
         mission = await repo.get(pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         return _out(mission, budget_remaining=await repo.budget_remaining(pool, mission_id))
 
     @patch("/{mission_id:int}")
@@ -100,7 +99,7 @@ class AdminMissionController(Controller):
         state = request.app.state
         current = await repo.get(state.pool, mission_id)
         if current is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         status = changes.pop("status", current.status)
         merged = {f: getattr(current, f) for f in MissionSpec.__struct_fields__} | changes
@@ -119,7 +118,7 @@ class AdminMissionController(Controller):
                       mission_id: int) -> MissionOut:
         pool = request.app.state.pool
         if not await repo.set_status(pool, mission_id, "disabled"):
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         await service.changed(request.app)
         mission = await repo.get(pool, mission_id)
         assert mission is not None
@@ -132,10 +131,9 @@ class AdminMissionController(Controller):
         """The code to show on the venue's screen now; poll again at ``rotates_at``."""
         mission = await repo.get(request.app.state.pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         if not mission.venue_code_required:
-            raise DomainError("venue_code_not_used", 409, "This mission does not use venue codes",
-                              "ภารกิจนี้ไม่ได้ใช้รหัสสถานที่")
+            raise known("venue_code_not_used")
         rotate = mission.venue_code_rotate_s
         window = model.venue_window(time.time(), rotate)
         return VenueCodeOut(
@@ -188,7 +186,7 @@ class MissionsController(Controller):
                       mission_id: int) -> MissionOut:
         mission = await request.app.state.catalog.mission(request.app.state.pool, mission_id)
         if mission is None or mission.status != "active":
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         return _out(mission)
 
     @get("/{mission_id:int}/progress")
@@ -198,7 +196,7 @@ class MissionsController(Controller):
         pool = request.app.state.pool
         mission = await request.app.state.catalog.mission(pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         row = await repo.progress(pool, mission_id, member.subject_id)
         out = ProgressOut(mission_id=mission_id, kind=mission.kind,
                           completions=row["completions"] if row else 0,

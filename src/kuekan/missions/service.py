@@ -22,7 +22,7 @@ from litestar import Litestar
 from redis.exceptions import RedisError
 
 from kuekan import metrics
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo import service as geo_service
 from kuekan.geo.model import Decision, check_accuracy, check_position
 from kuekan.idempotency import Replay, Stored, request_hash, resolve_stored
@@ -177,11 +177,11 @@ class Checkins:
         req_hash = request_hash(data)
         mission = await self.catalog.mission(self.ledger.pool, data.mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         decision, code = self._decide(mission, data, now)
         evidence = _Evidence(scope, key, req_hash, member_id, data, decision)
         if code is not None:
-            return await self._refuse(evidence, model.refusal(code))
+            return await self._refuse(evidence, known(code))
         return await self._accept(evidence, mission, now)
 
     def _decide(self, mission: Mission, data: CheckinIn,

@@ -14,15 +14,14 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, invalid, known
 from kuekan.notify import repository as repo
 from kuekan.notify.sms import normalize_msisdn
 from kuekan.notify.webhook import SIGNATURE_HEADER, parse_events, verify_signature
 
 
 def bad_signature() -> DomainError:
-    return DomainError("invalid_signature", 401, "X-Line-Signature does not verify",
-                       "ลายเซ็น X-Line-Signature ไม่ถูกต้อง")
+    return known("invalid_signature")
 
 
 class LineWebhookController(Controller):
@@ -66,8 +65,7 @@ class BroadcastAdminController(Controller):
                      data: BroadcastIn) -> dict[str, Any]:
         """Queue a province broadcast to district segments (all friends when no district)."""
         if not data.title.strip() or not data.body.strip():
-            raise DomainError("validation_failed", 422, "title and body are required",
-                              "ต้องระบุหัวข้อและเนื้อหา")
+            raise invalid("title and body are required", "ต้องระบุหัวข้อและเนื้อหา")
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             bid = await repo.create_broadcast(conn, data.kind, data.title, data.body,
                                               data.district_codes, admin.scope)
@@ -134,6 +132,5 @@ class PhoneOtpController(Controller):
                     " set phone = excluded.phone, phone_verified_at = now(), updated_at = now()",
                     me.subject_id, row["phone"])
         if not ok:
-            raise DomainError("otp_invalid", 409, "The code is wrong or expired",
-                              "รหัส OTP ไม่ถูกต้องหรือหมดอายุ")
+            raise known("otp_invalid")
         return Response(content={"verified": True})

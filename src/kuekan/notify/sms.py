@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import httpx
 
-from kuekan.errors import DomainError
+from kuekan.errors import known
 from kuekan.notify.transport import (
     NotifyError,
     RetryingCaller,
@@ -40,12 +40,6 @@ RATE_DEFAULTS: Mapping[str, tuple[float, int]] = {"messages": (50.0, 50)}
 _MOBILE_NATIONAL = re.compile(r"[689]\d{8}")
 _SEPARATORS = re.compile(r"[\s\-().]")
 
-INVALID_MSISDN = (
-    "invalid_msisdn",
-    "Enter a Thai mobile number, e.g. 081 234 5678 or +66 81 234 5678",
-    "กรุณากรอกหมายเลขโทรศัพท์มือถือไทย เช่น 081 234 5678 หรือ +66 81 234 5678",
-)
-
 
 class SmsError(NotifyError):
     """The SMS gateway refused or could not be reached; see :class:`NotifyError`."""
@@ -61,8 +55,7 @@ def normalize_msisdn(raw: str) -> str:
     else:
         national = ""
     if not _MOBILE_NATIONAL.fullmatch(national):
-        code, en, th = INVALID_MSISDN
-        raise DomainError(code, 422, en, th)
+        raise known("invalid_msisdn")
     return f"+66{national}"
 
 

@@ -10,7 +10,7 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import known
 from kuekan.outbox import repository as repo
 from kuekan.pagination import page_limit, parse_cursor
 
@@ -34,9 +34,7 @@ class OutboxAdminController(Controller):
                       outbox_id: int) -> dict[str, Any]:
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             if not await repo.redrive(conn, outbox_id, admin.scope):
-                raise DomainError("dead_letter_not_found", 404,
-                                  "No dead-lettered outbox row with this id",
-                                  "ไม่พบรายการที่ล้มเหลวนี้")
+                raise known("dead_letter_not_found")
             await audit.record(conn, admin.scope, "outbox.redrive", f"outbox:{outbox_id}", {})
         return {"outbox_id": outbox_id, "status": "redriven"}
 

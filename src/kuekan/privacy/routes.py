@@ -14,7 +14,7 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, known
+from kuekan.errors import known
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -95,8 +95,7 @@ class PrivacyController(Controller):
         """Pseudonymise personal fields; transfers, lots and balances stay untouched, so the
         ledger stays balanced and auditable under the pseudonym."""
         if not data.confirm:
-            raise DomainError("confirmation_required", 422, "Set confirm to true to erase",
-                              "กรุณายืนยันการลบข้อมูล")
+            raise known("confirmation_required")
         alias = pseudonym(request.app.state.settings.privacy_pseudonym_salt, me.subject_id)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await erase_member(conn, me.subject_id, alias)

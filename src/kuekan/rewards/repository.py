@@ -7,19 +7,14 @@ from typing import Any
 
 import asyncpg
 
-from kuekan.errors import DomainError
 from kuekan.ledger.repository import call_json
-from kuekan.rewards.errors import localise
 
 Db = asyncpg.Pool | asyncpg.Connection
 
 
 async def _json(conn: Db, sql: str, *args: Any) -> dict[str, Any]:
-    """One jsonb-returning SQL function call; its refusals carry this domain's texts."""
-    try:
-        res: dict[str, Any] = await call_json(conn, sql, *args)
-    except DomainError as exc:
-        raise localise(exc) from None
+    """One jsonb-returning SQL function call; its refusals carry their catalogue texts."""
+    res: dict[str, Any] = await call_json(conn, sql, *args)
     return res
 
 REWARD_COLUMNS = """
