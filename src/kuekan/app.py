@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import secrets
@@ -33,20 +34,24 @@ from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsC
 from kuekan.audit import buffer as audit_buffer
 from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
-from kuekan.auth.routes import AuthController
 from kuekan.auth.tokens import TokenService
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.errors import DomainError, known
+from kuekan.fraud.routes import FraudAdminController
+from kuekan.geo.routes import AdminGeofenceController
 from kuekan.idempotency import Gate
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
+from kuekan.members.login import AuthController
 from kuekan.members.routes import MeController
 from kuekan.merchants.routes import ROUTES as MERCHANTS_ROUTES
 from kuekan.missions import service as missions_service
 from kuekan.missions.routes import MISSIONS_ROUTES
-from kuekan.outbox.wiring import WORKER_ROUTES
+from kuekan.notify.routes import BroadcastAdminController, LineWebhookController, PhoneOtpController
+from kuekan.outbox.routes import OutboxAdminController
+from kuekan.privacy.routes import PrivacyController
 from kuekan.ratelimit import rate_limit_middleware
 from kuekan.rewards.routes import ROUTES as REWARDS_ROUTES
 from kuekan.settings import Settings, get_settings
@@ -54,16 +59,16 @@ from kuekan.web import PROBLEM_JSON
 
 log = get_logger("kuekan.app")
 
-# Controllers of each domain, mounted under /api/v1. Domains add their controllers here.
+# Every controller of every domain, mounted under /api/v1: this list is the whole API.
 DOMAIN_ROUTES: list[Any] = [
-    AuthController,
-    MeController,
+    AuthController, MeController,
     AdminLedgerController,
     *REWARDS_ROUTES, *MERCHANTS_ROUTES,
     AnalyticsAdminController, MerchantAnalyticsController,
     AgencyAdminController, AgencyStatsController,
-    *MISSIONS_ROUTES,
-    *WORKER_ROUTES,
+    AdminGeofenceController, *MISSIONS_ROUTES,
+    OutboxAdminController, FraudAdminController, PrivacyController,
+    LineWebhookController, BroadcastAdminController, PhoneOtpController,
 ]
 
 
@@ -190,6 +195,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.line_verifier = LineVerifier(settings, state.jwks)
         for hook in STARTUP_HOOKS:
             await hook(app)
+        # What geo's admin routes call after a change: reload this process's mission and fence
+        # catalogue (the other processes hear the Redis nudge).
+        state.reload_catalog = functools.partial(missions_service.reload, app)
         # Everything loaded so far (code, settings, the fence index) lives as long as the
         # process: keep it out of the collector, and collect less often, so thousands of open
         # connections do not pay for full collections in their latency.

@@ -32,6 +32,14 @@ def key_required() -> DomainError:
     return known("idempotency_key_required")
 
 
+class Outcome(msgspec.Struct):
+    """An idempotent operation's response, and whether it is the replay of an earlier one."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
 def validate_key(key: str | None) -> str:
     if key is None or not 1 <= len(key) <= KEY_MAX_LEN or not key.isprintable():
         raise key_required()

@@ -15,7 +15,8 @@ from kuekan.agencies import repository as repo
 from kuekan.agencies import service as agency_service
 from kuekan.agencies.schemas import KeyIn, WebhookIn
 from kuekan.analytics import service as analytics
-from kuekan.analytics.routes import access_guard, principal_of
+from kuekan.analytics.model import allowed
+from kuekan.auth.guards import policy_guard, principal_of
 from kuekan.errors import invalid, known
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
@@ -26,7 +27,7 @@ class AgencyAdminController(Controller):
     """Key and webhook administration: PAO only (policy class ``pao``)."""
 
     path = "/admin/agencies"
-    guards = [access_guard]
+    guards = [policy_guard(allowed, lambda: known("forbidden_scope"))]
     tags = ["admin", "agencies"]
 
     @post("/keys", status_code=201, opt={"access": "pao"})

@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Parameter, QueryParameter
 
 from kuekan.analytics import model, service
@@ -27,7 +25,8 @@ from kuekan.analytics.schemas import (
     ExportReport,
     HeatLevel,
 )
-from kuekan.auth.tokens import Principal, TokenService, unauthorized
+from kuekan.auth.guards import policy_guard, principal_of
+from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, known
 from kuekan.kit.clock import bangkok_day
 
@@ -39,29 +38,8 @@ def forbidden_scope() -> DomainError:
     return known("forbidden_scope")
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's principal from the bearer token (cached on the scope like auth.guards)."""
-    cached = connection.scope.get("kk_principal")
-    if isinstance(cached, Principal):
-        return cached
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized()
-    tokens: TokenService = connection.app.state.tokens
-    principal = tokens.principal(token.strip())
-    connection.scope["kk_principal"] = principal  # type: ignore[typeddict-unknown-key]
-    return principal
-
-
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any],
-                 handler: BaseRouteHandler) -> None:
-    """Allow the caller only if the policy allows its role/org on the route's data class."""
-    access = handler.opt.get("access")
-    if access is None:  # a route without a declared class is a bug: deny, never allow
-        raise forbidden_scope()
-    p = principal_of(connection)
-    if not model.allowed(p.role, p.org, access):
-        raise forbidden_scope()
+# The one place that turns a route's data class and the caller into allow or deny.
+access_guard = policy_guard(model.allowed, forbidden_scope)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:

@@ -18,7 +18,7 @@ from kuekan.fraud import repository as repo
 from kuekan.fraud.model import Checkin, Finding, Thresholds
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
-from kuekan.outbox.handlers import Event, Handler, HandlerContext
+from kuekan.outbox.handlers import Event, Handler, HandlerContext, Subscriber
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -140,6 +140,7 @@ HANDLERS: dict[str, list[Handler]] = {
     "coupon.posted": [on_redeem],
     "scan.redeem": [on_redeem],
 }
+SUBSCRIBER = Subscriber("fraud", HANDLERS)
 
 
 # Outcomes -----------------------------------------------------------------------------------

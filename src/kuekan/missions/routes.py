@@ -17,7 +17,6 @@ from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, invalid, known
 from kuekan.geo.model import check_position, measure
-from kuekan.geo.routes import AdminGeofenceController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.missions import model, service
@@ -253,5 +252,4 @@ def _offset(cursor: str | None) -> int:
 
 
 # Registered in kuekan.app.DOMAIN_ROUTES.
-MISSIONS_ROUTES: list[Any] = [AdminGeofenceController, AdminMissionController, MissionsController,
-                              CheckinController]
+MISSIONS_ROUTES: list[Any] = [AdminMissionController, MissionsController, CheckinController]

@@ -14,11 +14,11 @@ import asyncpg
 
 from kuekan.auth.tokens import Principal, TokenService
 from kuekan.errors import DomainError, known
-from kuekan.idempotency import request_hash
+from kuekan.idempotency import Outcome, request_hash
 from kuekan.kit.clock import bangkok_day, utcnow
 from kuekan.kit.ttlcache import TtlCache
 from kuekan.ledger import repository as ledger_repo
-from kuekan.ledger.service import Ledger, Outcome
+from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
