@@ -25,6 +25,7 @@ from kuekan.agencies.jobs import deliver_webhooks
 from kuekan.analytics.jobs import analytics_consume
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
+from kuekan.db.batches import delete_in_batches
 from kuekan.fraud import service as fraud_service
 from kuekan.logging import configure_logging, get_logger
 from kuekan.missions import jobs as missions_jobs
@@ -45,16 +46,8 @@ async def cleanup_idempotency_keys(ctx: dict[str, Any]) -> int:
     """Delete durable idempotency records older than the retention (default 30 days)."""
     settings = ctx["settings"]
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.idempotency_retention_days)
-    deleted = 0
-    # Bounded batches so one run never holds a long lock or bloats WAL in one transaction.
-    for _ in range(1000):
-        status = await ctx["pool"].execute(
-            "delete from idempotency_keys where ctid in (select ctid from idempotency_keys"
-            " where created_at < $1 limit 5000)", cutoff)
-        n = int(status.split()[-1])
-        deleted += n
-        if n < 5000:
-            break
+    deleted = await delete_in_batches(ctx["pool"], "idempotency_keys", "created_at < $1", cutoff,
+                                      batch_rows=5000, max_batches=1000)
     log.info("idempotency_keys_cleaned", deleted=deleted)
     return deleted
 

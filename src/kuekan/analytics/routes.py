@@ -28,7 +28,9 @@ from kuekan.analytics.schemas import (
 from kuekan.auth.guards import policy_guard, principal_of
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, known
+from kuekan.kit import export
 from kuekan.kit.clock import bangkok_day
+from kuekan.pagination import page_limit
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
 To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
@@ -44,6 +46,13 @@ access_guard = policy_guard(model.allowed, forbidden_scope)
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
     return principal_of(request)
+
+
+def _export(rows: list[dict[str, Any]], fmt: str, sheet: str) -> bytes:
+    rows = rows[:model.EXPORT_ROWS_MAX]
+    columns = export.columns_of(rows)
+    return (export.to_csv(columns, rows) if fmt == "csv"
+            else export.to_xlsx({sheet: (columns, rows)}))
 
 
 def _download(body: bytes, name: str, fmt: str) -> Response[bytes]:
@@ -119,11 +128,11 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/members/top", opt={"access": "members"})
     async def top_members(self, request: Request[Any, Any, Any], start: From = None,
-                          end: To = None, limit: Annotated[int, Parameter(ge=1, le=200)] = 50
-                          ) -> dict[str, Any]:
+                          end: To = None, limit: int | None = None) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         p = _principal(request)
-        rows = await repo.top_members(request.app.state.pool, a, b, limit)
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.top_members(request.app.state.pool, a, b, n)
         return {"items": model.redact(rows, p.role, p.org)}
 
     @get("/analytics/merchants/{merchant_id:int}/daily", opt={"access": "business"})
@@ -139,7 +148,7 @@ class AnalyticsAdminController(Controller):
                      start: From = None, end: To = None) -> Response[bytes]:
         a, b = service.date_range(start, end)
         rows = await _report_rows(request, report, a, b)
-        body = service.to_csv(rows) if fmt == "csv" else service.to_xlsx(rows, report)
+        body = _export(rows, fmt, report)
         return _download(body, f"kuekan-{report}-{a.isoformat()}-{b.isoformat()}", fmt)
 
 
@@ -180,5 +189,5 @@ class MerchantAnalyticsController(Controller):
         items = await service.merchant_report(request.app.state.pool, target, a, b)
         if fmt is None:
             return {"merchant_id": target, "items": items}
-        body = service.to_csv(items) if fmt == "csv" else service.to_xlsx(items, "daily")
+        body = _export(items, fmt, "daily")
         return _download(body, f"shop-{target}-{a.isoformat()}-{b.isoformat()}", fmt)

@@ -28,6 +28,7 @@ from kuekan.geo.schemas import (
     ImportOut,
 )
 from kuekan.logging import get_logger
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 log = get_logger(__name__)
 
@@ -83,15 +84,14 @@ class AdminGeofenceController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                   limit: int | None = None,
                    cursor: str | None = None, status: str | None = None,
                    include_geometry: bool = False) -> GeofenceList:
-        after = _cursor(cursor)
-        rows = await repo.page(request.app.state.pool, after_id=after, limit=limit,
-                               with_geometry=include_geometry, status=status)
-        items = [_out(r) for r in rows]
-        nxt = str(rows[-1]["id"]) if len(rows) == limit else None
-        return GeofenceList(items=items, next_cursor=nxt)
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.page(request.app.state.pool, after_id=parse_cursor(cursor) or 0,
+                               limit=n, with_geometry=include_geometry, status=status)
+        return GeofenceList(items=[_out(r) for r in rows],
+                            next_cursor=next_cursor(rows, n, lambda r: int(r["id"])))
 
     @get("/{fence_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
@@ -188,11 +188,3 @@ class AdminGeofenceController(Controller):
         return FenceTestOut(fence_id=fence_id, decision=d.decision,
                             distance_to_edge_m=round(d.distance_to_edge_m, 2),
                             accepted=d.accepted, risk_flag=d.risk_flag)
-
-
-def _cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise invalid("cursor is not valid", "cursor ไม่ถูกต้อง")
-    return int(cursor)

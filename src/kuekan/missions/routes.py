@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import Parameter
 
 from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member
@@ -32,6 +31,7 @@ from kuekan.missions.schemas import (
     StepOut,
     VenueCodeOut,
 )
+from kuekan.pagination import page_limit, parse_cursor
 from kuekan.web import idempotency_key, outcome_response
 
 log = get_logger(__name__)
@@ -151,7 +151,7 @@ class MissionsController(Controller):
     async def list(self, request: Request[Any, Any, Any], member: Principal,
                    lat: float | None = None, lon: float | None = None,
                    kind: str | None = None,
-                   limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                   limit: int | None = None,
                    cursor: str | None = None) -> MissionList:
         """Active missions; with ``lat``/``lon``, nearest first (0 m inside the fence)."""
         catalog: service.Catalog = request.app.state.catalog
@@ -174,9 +174,10 @@ class MissionsController(Controller):
                     distances[m.id] = 0.0 if where.inside else round(where.boundary_distance_m, 1)
             active.sort(key=lambda m: (distances.get(m.id) is None, distances.get(m.id) or 0.0,
                                        m.id))
-        offset = _offset(cursor)
-        page = active[offset:offset + limit]
-        nxt = str(offset + limit) if offset + limit < len(active) else None
+        n = page_limit(request.app.state.settings, limit)
+        offset = parse_cursor(cursor) or 0
+        page = active[offset:offset + n]
+        nxt = str(offset + n) if offset + n < len(active) else None
         return MissionList(items=[_out(m, distance_m=distances.get(m.id)) for m in page],
                            next_cursor=nxt)
 
@@ -241,14 +242,6 @@ class CheckinController(Controller):
             body = outcome.body if isinstance(outcome.body, dict) else {}
             metrics.CHECKINS.labels(body.get("decision") or body.get("code") or "unknown").inc()
         return outcome_response(outcome)
-
-
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise invalid("cursor is not valid", "cursor ไม่ถูกต้อง")
-    return int(cursor)
 
 
 # Registered in kuekan.app.DOMAIN_ROUTES.

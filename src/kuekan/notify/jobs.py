@@ -10,10 +10,11 @@ from arq import cron
 from arq.worker import Retry, func
 from asyncpg.pool import PoolConnectionProxy
 
+from kuekan.geo.districts import districts
 from kuekan.kit.clock import bangkok_day
 from kuekan.members.model import add_months
 from kuekan.notify import repository as repo
-from kuekan.notify.districts import fence_district, locator
+from kuekan.notify.districts import fence_district
 from kuekan.notify.line import LineClient
 from kuekan.notify.service import DeliveryRetry, deliver
 from kuekan.notify.sms import SmsClient
@@ -292,7 +293,7 @@ async def notify_new_missions(ctx: dict[str, Any]) -> int:
         if district is None:
             continue
         params = {lang: {"mission_title": m[f"title_{lang}"],
-                         "district": locator().name(district, lang)} for lang in ("th", "en")}
+                         "district": districts().name(district, lang)} for lang in ("th", "en")}
         async with ctx["pool"].acquire() as conn, conn.transaction():
             planned += await _multicast_by_lang(conn, f"mission_nearby:{m['id']}",
                                                 "mission_nearby", "mission_nearby", params,

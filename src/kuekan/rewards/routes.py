@@ -17,7 +17,7 @@ from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
 from kuekan.kit.ttlcache import TtlCache
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
 from kuekan.rewards.schemas import (
@@ -66,7 +66,7 @@ async def _list(request: Request[Any, Any, Any], *, active_only: bool, merchant_
     rows = await repo.list_rewards(request.app.state.pool, active_only=active_only,
                                    merchant_id=merchant_id, after_id=parse_cursor(cursor), limit=n)
     items = [_reward_out(r) for r in rows]
-    return RewardList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+    return RewardList(items=items, next_cursor=next_cursor(items, n, lambda i: i.id))
 
 
 CATALOGUE_TTL_S = 5.0
@@ -129,7 +129,7 @@ class RewardsMemberController(Controller):
                            created_at=r["created_at"],
                            redeemed_merchant_id=r["redeemed_merchant_id"],
                            merchant_ids=list(r["merchant_ids"])) for r in rows]
-        return CouponList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+        return CouponList(items=items, next_cursor=next_cursor(items, n, lambda i: i.id))
 
     @get("/me/coupons/{coupon_id:int}/qr")
     async def coupon_qr_image(self, request: Request[Any, Any, Any], me: Principal,
