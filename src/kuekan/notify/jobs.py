@@ -11,6 +11,7 @@ from arq.worker import Retry, func
 from asyncpg.pool import PoolConnectionProxy
 
 from kuekan.geo.districts import districts
+from kuekan.kit.backoff import backoff_s
 from kuekan.kit.clock import bangkok_day
 from kuekan.members.model import add_months
 from kuekan.notify import repository as repo
@@ -20,7 +21,7 @@ from kuekan.notify.service import DeliveryRetry, deliver
 from kuekan.notify.sms import SmsClient
 from kuekan.notify.templates import render
 from kuekan.outbox.handlers import Event, Handler, HandlerContext, Subscriber
-from kuekan.outbox.queue import JobQueue, backoff_s
+from kuekan.outbox.queue import JobQueue
 from kuekan.settings import Settings
 
 Conn = asyncpg.Connection | PoolConnectionProxy

@@ -13,7 +13,6 @@ A 409 on a known reference is read as "already sent" (``duplicate=True``), as fo
 
 from __future__ import annotations
 
-import random
 import re
 import uuid
 from collections.abc import Mapping
@@ -78,7 +77,6 @@ class SmsClient:
         backoff_max_s: float = 10.0,
         rate_per_s: float | None = None,
         timeout_s: float = 10.0,
-        rng: random.Random | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("an SMS gateway API key is required")
@@ -94,7 +92,6 @@ class SmsClient:
             buckets=build_buckets(RATE_DEFAULTS, rates, None, wait_max_s=backoff_max_s),
             error=SmsError,
             request_id_header="x-request-id",
-            rng=rng,
         )
 
     @property

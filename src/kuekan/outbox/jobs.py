@@ -14,11 +14,12 @@ import asyncpg
 from arq import cron
 from arq.worker import Retry, func
 
+from kuekan.kit.backoff import backoff_s
 from kuekan.logging import get_logger
 from kuekan.outbox import relay
 from kuekan.outbox import repository as repo
 from kuekan.outbox.handlers import Event, HandlerContext, Subscribers
-from kuekan.outbox.queue import ArqQueue, backoff_s, outbox_job_id
+from kuekan.outbox.queue import ArqQueue, outbox_job_id
 from kuekan.settings import Settings, get_settings
 
 log = get_logger("kuekan.outbox")
