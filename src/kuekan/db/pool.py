@@ -34,8 +34,9 @@ def map_db_error(exc: asyncpg.PostgresError) -> DomainError | None:
     return None
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb in and out as Python objects; the JSON codec runs in C via msgspec-compatible json.
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Set up a connection as the pool does (jsonb/json in and out as Python objects); for a
+    connection opened outside the pool, e.g. by a benchmark."""
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -56,7 +57,7 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
         min_size=overrides.get("min_size", settings.db_pool_min),
         max_size=overrides.get("max_size", settings.db_pool_max),
         command_timeout=settings.db_command_timeout_s,
-        init=_init_connection,
+        init=init_connection,
         reset=_keep_session,
         server_settings={"application_name": "kuekan", "timezone": "UTC"},
     )

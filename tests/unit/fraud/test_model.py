@@ -28,7 +28,8 @@ def test_velocity_fires_only_above_the_maximum(n: int) -> None:
         assert (found.rule, found.severity) == ("checkin_velocity", "medium")
 
 
-@given(km_north=st.floats(min_value=0, max_value=500), minutes=st.floats(min_value=0, max_value=600))
+@given(km_north=st.floats(min_value=0, max_value=500),
+       minutes=st.floats(min_value=0, max_value=600))
 def test_impossible_travel_is_speed_over_the_limit_beyond_the_minimum_distance(
         km_north: float, minutes: float) -> None:
     prev = _at(0, lat=14.0, lon=102.0)
