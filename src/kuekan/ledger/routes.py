@@ -15,6 +15,7 @@ from kuekan.idempotency import request_hash
 from kuekan.ledger import repository as repo
 from kuekan.ledger.schemas import AwardIn, FunderIn, FunderList, FunderOut, ReverseIn
 from kuekan.ledger.service import Ledger
+from kuekan.outbox.repository import emit
 from kuekan.web import idempotency_key, outcome_response
 
 
@@ -88,9 +89,7 @@ class AdminLedgerController(Controller):
             body = {"transfer_id": row["transfer_id"], "balance": row["balance"],
                     "available": row["available"], "points": data.points,
                     "member_id": data.member_id}
-            await conn.execute(
-                "insert into outbox (topic, member_id, payload) values ($1, $2, $3)",
-                "points.adjusted", data.member_id, body)
+            await emit(conn, "points.adjusted", body, data.member_id)
             return 201, body
 
         return outcome_response(await ledger.run(scope=admin.scope, key=key, req_hash=h,

@@ -101,13 +101,8 @@ class PhoneOtpController(Controller):
         cid = uuid.uuid4()
         code = f"{secrets.randbelow(10**6):06d}"
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "insert into otp_challenges (id, member_id, phone, code_hash, expires_at)"
-                " values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-                cid, me.subject_id, phone, _code_hash(cid, code), s.otp_ttl_s)
-            await conn.execute(
-                "insert into outbox (topic, member_id, payload) values ('otp.requested', $1, $2)",
-                me.subject_id, {"challenge_id": str(cid), "phone": phone, "code": code})
+            await repo.create_otp(conn, cid, me.subject_id, phone, _code_hash(cid, code),
+                                  s.otp_ttl_s, code)
         return {"challenge_id": str(cid), "expires_in": s.otp_ttl_s}
 
     @post("/verify", status_code=200)
@@ -115,22 +110,13 @@ class PhoneOtpController(Controller):
                      data: OtpVerifyIn) -> Response[Any]:
         s = request.app.state.settings
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "update otp_challenges set attempts = attempts + 1 where id = $1"
-                " and member_id = $2 and verified_at is null and expires_at > now()"
-                " and attempts < $3 returning phone, code_hash", data.challenge_id,
-                me.subject_id, s.otp_attempts_max)
+            row = await repo.try_otp(conn, data.challenge_id, me.subject_id,
+                                     s.otp_attempts_max)
             ok = row is not None and secrets.compare_digest(
                 row["code_hash"], _code_hash(data.challenge_id, data.code.strip()))
             if ok:
                 assert row is not None
-                await conn.execute("update otp_challenges set verified_at = now() where id = $1",
-                                   data.challenge_id)
-                await conn.execute(
-                    "insert into notify_prefs (member_id, phone, phone_verified_at)"
-                    " values ($1, $2, now()) on conflict (member_id) do update"
-                    " set phone = excluded.phone, phone_verified_at = now(), updated_at = now()",
-                    me.subject_id, row["phone"])
+                await repo.verify_phone(conn, data.challenge_id, me.subject_id, row["phone"])
         if not ok:
             raise known("otp_invalid")
         return Response(content={"verified": True})
