@@ -5,10 +5,7 @@
 -- The reward's stock row is the only hot row here and is taken last, so it is held for the
 -- shortest time (DESIGN.md §3, one round trip per ledger operation).
 
--- The tiers table and its two rows are made by 0004 (numeric(6, 3), defaults, multiplier > 0):
--- migrations run in order, so this definition and its insert never take effect (a no-op on
--- every database). They stay only because an applied migration is never edited; 0004's
--- definition is the table's (tests/integration/db/test_schema.py).
+-- Tiers are created by missions (0004) too; whichever migration runs first makes the table.
 create table if not exists tiers (
     code text primary key,
     multiplier numeric(4, 2) not null,

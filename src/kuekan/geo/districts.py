@@ -15,7 +15,7 @@ from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
-from kuekan.kit.data import korat_data_dir
+from kuekan.kit.resources import korat_data_dir
 
 
 class Districts:

@@ -6,8 +6,11 @@ import asyncpg
 
 
 async def test_tiers_is_the_table_of_migration_0004(pool: asyncpg.Pool) -> None:
-    # 0005 repeats `create table if not exists tiers` with numeric(4, 2) and no defaults; it
-    # never runs (0004 came first), and nothing may come to depend on it.
+    # 0005 repeats `create table if not exists tiers` with numeric(4, 2) and no defaults, under
+    # a comment saying "whichever migration runs first makes the table": wrong, 0004 always
+    # does, so 0005's definition and insert are no-ops. The file stays byte for byte as
+    # applied (kuekan.db.migrate refuses an applied file whose checksum changed, comments
+    # included), so the correction lives here and in docs/ARCHITECTURE.md.
     cols = {r["column_name"]: r for r in await pool.fetch(
         "select column_name, data_type, numeric_precision, numeric_scale, column_default"
         " from information_schema.columns where table_name = 'tiers'")}

@@ -1,0 +1,13 @@
+CREATE OR REPLACE FUNCTION public.kk_audit_append_many(p_rows jsonb)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+declare
+    r jsonb;
+    v_last bigint;
+begin
+    for r in select value from jsonb_array_elements(p_rows) loop
+        v_last := kk_audit_append(r ->> 'actor', r ->> 'action', r ->> 'subject', r -> 'details');
+    end loop;
+    return v_last;
+end $function$;
