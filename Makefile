@@ -45,8 +45,9 @@ test: services ## run the whole test suite on real PostgreSQL and Redis
 	 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	 if [ $$rc -eq 5 ]; then echo "pytest selected no tests: failing" >&2; exit 1; fi; exit $$rc
 
-lint: venv ## ruff
+lint: venv ## ruff, and the import contracts of .importlinter
 	@$(BIN)/ruff check src tests loadtests ops
+	@out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; echo "$$out" | tail -n 1
 
 types: venv ## mypy --strict
 	@$(BIN)/mypy

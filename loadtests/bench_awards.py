@@ -57,14 +57,14 @@ async def seed(dsn: str, members: int) -> tuple[int, list[int], str, str]:
     """Funder, members and an admin; returns funder id, member ids, admin token, admin scope."""
     os.environ["KUEKAN_DATABASE_URL"] = dsn
     from kuekan.auth.tokens import Principal, TokenService
-    from kuekan.db.pool import _init_connection
+    from kuekan.db import init_connection
     from kuekan.ledger import repository as ledger_repo
     from kuekan.members import repository as members_repo
     from kuekan.settings import load_settings
 
     settings = load_settings()
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         funder = await ledger_repo.create_funder(conn, "BENCH", "Bench funder", "pao",
                                                  2_000_000_000, settings.budget_slices)

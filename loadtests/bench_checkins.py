@@ -62,7 +62,7 @@ async def seed(dsn: str, http_members: int, pg_members: int) -> Seeded:
     import datetime as dt
 
     from kuekan.auth.tokens import Principal, TokenService
-    from kuekan.db.pool import _init_connection
+    from kuekan.db import init_connection
     from kuekan.geo import repository as geo_repo
     from kuekan.geo.service import geometry_json
     from kuekan.ledger import repository as ledger_repo
@@ -75,7 +75,7 @@ async def seed(dsn: str, http_members: int, pg_members: int) -> Seeded:
 
     settings = load_settings()
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         funder = await ledger_repo.create_funder(conn, "BENCH", "Bench", "pao", None,
                                                  settings.budget_slices)

@@ -54,7 +54,7 @@ async def seed(dsn: str, members: int) -> dict[str, Any]:
 
     os.environ["KUEKAN_DATABASE_URL"] = dsn
     from kuekan.auth.tokens import Principal, TokenService
-    from kuekan.db.pool import _init_connection
+    from kuekan.db import init_connection
     from kuekan.ledger import repository as ledger_repo
     from kuekan.members import repository as members_repo
     from kuekan.merchants import repository as merchants_repo
@@ -64,7 +64,7 @@ async def seed(dsn: str, members: int) -> dict[str, Any]:
     settings = load_settings()
     tokens = TokenService(settings)
     conn = await asyncpg.connect(dsn)
-    await _init_connection(conn)
+    await init_connection(conn)
     try:
         funder = int((await ledger_repo.create_funder(conn, "BENCH", "Bench", "chamber",
                                                       2_000_000_000, 16))["id"])

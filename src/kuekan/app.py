@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import secrets
@@ -33,20 +34,24 @@ from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsC
 from kuekan.audit import buffer as audit_buffer
 from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
-from kuekan.auth.routes import AuthController
 from kuekan.auth.tokens import TokenService
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
+from kuekan.fraud.routes import FraudAdminController
+from kuekan.geo.routes import AdminGeofenceController
 from kuekan.idempotency import Gate
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
+from kuekan.members.login import AuthController
 from kuekan.members.routes import MeController
 from kuekan.merchants.routes import ROUTES as MERCHANTS_ROUTES
 from kuekan.missions import service as missions_service
 from kuekan.missions.routes import MISSIONS_ROUTES
-from kuekan.outbox.wiring import WORKER_ROUTES
+from kuekan.notify.routes import BroadcastAdminController, LineWebhookController, PhoneOtpController
+from kuekan.outbox.routes import OutboxAdminController
+from kuekan.privacy.routes import PrivacyController
 from kuekan.ratelimit import rate_limit_middleware
 from kuekan.rewards.routes import ROUTES as REWARDS_ROUTES
 from kuekan.settings import Settings, get_settings
@@ -54,25 +59,24 @@ from kuekan.web import PROBLEM_JSON
 
 log = get_logger("kuekan.app")
 
-# Controllers of each domain, mounted under /api/v1. Domains add their controllers here.
+# Every controller of every domain, mounted under /api/v1: this list is the whole API.
 DOMAIN_ROUTES: list[Any] = [
-    AuthController,
-    MeController,
+    AuthController, MeController,
     AdminLedgerController,
     *REWARDS_ROUTES, *MERCHANTS_ROUTES,
     AnalyticsAdminController, MerchantAnalyticsController,
     AgencyAdminController, AgencyStatsController,
-    *MISSIONS_ROUTES,
-    *WORKER_ROUTES,
+    AdminGeofenceController, *MISSIONS_ROUTES,
+    OutboxAdminController, FraudAdminController, PrivacyController,
+    LineWebhookController, BroadcastAdminController, PhoneOtpController,
 ]
 
 
-def _problem(status: int, code: str, en: str, th: str, request: Request[Any, Any, Any],
-             **extra: Any) -> Response[Any]:
-    body = {"type": f"https://kuekan.dev/problems/{code.replace('_', '-')}", "title": en,
-            "status": status, "detail": en, "code": code, "message_th": th, "message_en": en,
-            "instance": request.url.path, **extra}
-    return Response(content=body, status_code=status, media_type=PROBLEM_JSON)
+def _problem(code: str, request: Request[Any, Any, Any], status: int | None = None,
+             en: str | None = None, **extra: Any) -> Response[Any]:
+    exc = known(code, status, en=en, **extra)
+    return Response(content=exc.to_problem(request.url.path), status_code=exc.status,
+                    media_type=PROBLEM_JSON)
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -83,20 +87,20 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    return _problem(422, "validation_failed", f"Invalid request: {exc.detail}",
-                    "ข้อมูลที่ส่งมาไม่ถูกต้อง", request, errors=errors)
+    return _problem("validation_failed", request, en=f"Invalid request: {exc.detail}",
+                    errors=errors)
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    codes = {401: ("unauthorized", "กรุณาเข้าสู่ระบบ"), 403: ("forbidden", "ไม่มีสิทธิ์"),
-             404: ("not_found", "ไม่พบข้อมูลที่ร้องขอ"), 405: ("method_not_allowed", "ไม่รองรับเมธอดนี้"),
-             413: ("payload_too_large", "ข้อมูลมีขนาดใหญ่เกินไป"),
-             415: ("unsupported_media_type", "ไม่รองรับชนิดข้อมูลนี้")}
-    code, th = codes.get(exc.status_code, ("http_error", "คำขอไม่ถูกต้อง"))
     if exc.status_code == 400:
-        return _problem(422, "validation_failed", f"Invalid request: {exc.detail}",
-                        "ข้อมูลที่ส่งมาไม่ถูกต้อง", request)
-    return _problem(exc.status_code, code, str(exc.detail), th, request)
+        return _problem("validation_failed", request, en=f"Invalid request: {exc.detail}")
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return _problem(code, request, exc.status_code, en=str(exc.detail))
+
+
+# Litestar's own HTTP errors by status; their codes and Thai texts are in the catalogue.
+HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              413: "payload_too_large", 415: "unsupported_media_type"}
 
 
 # Failures a retry with the same Idempotency-Key can get past: 503, never a 500.
@@ -113,11 +117,9 @@ TRANSIENT_ERRORS = (
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, TRANSIENT_ERRORS):
         log.warning("transient_failure", error=type(exc).__name__, path=request.url.path)
-        return _problem(503, "temporarily_unavailable",
-                        "Temporarily unavailable; retry with the same Idempotency-Key",
-                        "ระบบไม่พร้อมให้บริการชั่วคราว โปรดลองใหม่ด้วย Idempotency-Key เดิม", request)
+        return _problem("temporarily_unavailable", request)
     log.exception("unhandled_error", path=request.url.path)
-    return _problem(500, "internal_error", "Internal error", "เกิดข้อผิดพลาดภายในระบบ", request)
+    return _problem("internal_error", request)
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -193,6 +195,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.line_verifier = LineVerifier(settings, state.jwks)
         for hook in STARTUP_HOOKS:
             await hook(app)
+        # What geo's admin routes call after a change: reload this process's mission and fence
+        # catalogue (the other processes hear the Redis nudge).
+        state.reload_catalog = functools.partial(missions_service.reload, app)
         # Everything loaded so far (code, settings, the fence index) lives as long as the
         # process: keep it out of the collector, and collect less often, so thousands of open
         # connections do not pay for full collections in their latency.

@@ -14,34 +14,30 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from kuekan import cache
-from kuekan.errors import REFUSAL_TEXT, DomainError
+from kuekan.errors import DomainError, known
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
 
 KEY_MAX_LEN = 255
 
-IN_FLIGHT = DomainError(
-    "idempotency_key_in_flight", 409,
-    "A request with this Idempotency-Key is still being processed; retry shortly",
-    "คำขอที่ใช้ Idempotency-Key นี้กำลังดำเนินการอยู่ โปรดลองใหม่อีกครั้ง",
-)
+IN_FLIGHT = known("idempotency_key_in_flight")
 
 
 def key_reused() -> DomainError:
-    return DomainError(
-        "idempotency_key_reused", 422,
-        "This Idempotency-Key was already used with a different request body",
-        "Idempotency-Key นี้ถูกใช้กับคำขออื่นแล้ว",
-    )
+    return known("idempotency_key_reused")
 
 
 def key_required() -> DomainError:
-    return DomainError(
-        "idempotency_key_required", 400,
-        "The Idempotency-Key header is required (1-255 characters)",
-        "ต้องระบุ Idempotency-Key (1-255 ตัวอักษร)",
-    )
+    return known("idempotency_key_required")
+
+
+class Outcome(msgspec.Struct):
+    """An idempotent operation's response, and whether it is the replay of an earlier one."""
+
+    status: int
+    body: Any
+    replayed: bool = False
 
 
 def validate_key(key: str | None) -> str:
@@ -114,7 +110,7 @@ class Gate:
             return None
         if res[0] == 2:
             lim = limits[int(res[1]) - 1]
-            raise DomainError(lim.code, 409, *_limit_text(lim.code))
+            raise known(lim.code, 409)
         raw: bytes = res[1] or b""
         if raw.startswith(b"inflight:"):
             if raw[len(b"inflight:"):].decode() != req_hash:
@@ -148,7 +144,3 @@ class Gate:
                 await pipe.execute()
         except RedisError as exc:
             log.warning("redis_unavailable", op="idempotency_abort", error=str(exc))
-
-
-def _limit_text(code: str) -> tuple[str, str]:
-    return REFUSAL_TEXT.get(code, (code, "ถึงขีดจำกัดแล้ว"))

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from kuekan import cache
 from kuekan.auth.tokens import TokenService
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.kit.tasks import cancel_and_wait
 from kuekan.logging import get_logger
 
@@ -121,12 +121,10 @@ def _member_key(headers: Iterable[tuple[bytes, bytes]], tokens: TokenService) ->
     return None
 
 
-def _problem(limit: int, reset: int) -> bytes:
-    return msgspec.json.encode({
-        "type": "https://kuekan.dev/problems/rate-limited", "title": "Too many requests",
-        "status": 429, "detail": f"More than {limit} requests a minute; retry in {reset} s",
-        "code": "rate_limited", "message_th": "มีคำขอมากเกินไป โปรดลองใหม่ภายหลัง",
-        "message_en": "Too many requests"})
+def _limited_body(limit: int, reset: int) -> bytes:
+    body = known("rate_limited").to_problem()
+    body["detail"] = f"More than {limit} requests a minute; retry in {reset} s"
+    return msgspec.json.encode(body)
 
 
 def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
@@ -156,7 +154,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
                    (b"ratelimit-remaining", str(max(remaining, 0)).encode()),
                    (b"ratelimit-reset", str(reset).encode())]
         if remaining < 0:
-            body = _problem(limit, reset)
+            body = _limited_body(limit, reset)
             start: Any = {"type": "http.response.start", "status": 429, "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"retry-after", str(reset).encode()),

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response
 
 from kuekan import metrics
-from kuekan.idempotency import validate_key
-
-if TYPE_CHECKING:
-    from kuekan.ledger.service import Outcome
+from kuekan.idempotency import Outcome, validate_key
 
 PROBLEM_JSON = "application/problem+json"
 

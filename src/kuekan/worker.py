@@ -1,7 +1,8 @@
 """ARQ WorkerSettings: job functions, cron, startup and shutdown.
 
-Jobs are registered by domain (``JOBS``/``CRON``); every job is idempotent because the outbox
-relay may deliver one twice, never zero times.
+The worker's composition root: every domain's jobs and crons (``JOBS``/``CRON``) and every
+outbox subscriber (``OUTBOX``) are listed here and nowhere else. Every job is idempotent
+because the outbox relay may deliver one twice, never zero times.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from kuekan.agencies.jobs import deliver_webhooks
 from kuekan.analytics.jobs import analytics_consume
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
+from kuekan.db.batches import delete_in_batches
+from kuekan.fraud import service as fraud_service
 from kuekan.logging import configure_logging, get_logger
 from kuekan.missions import jobs as missions_jobs
+from kuekan.notify import jobs as notify_jobs
 from kuekan.outbox import jobs as outbox_jobs
+from kuekan.outbox.handlers import Subscribers
 from kuekan.outbox.queue import arq_redis
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
@@ -43,16 +48,8 @@ async def cleanup_idempotency_keys(ctx: dict[str, Any]) -> int:
     """Delete durable idempotency records older than the retention (default 30 days)."""
     settings = ctx["settings"]
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=settings.idempotency_retention_days)
-    deleted = 0
-    # Bounded batches so one run never holds a long lock or bloats WAL in one transaction.
-    for _ in range(1000):
-        status = await ctx["pool"].execute(
-            "delete from idempotency_keys where ctid in (select ctid from idempotency_keys"
-            " where created_at < $1 limit 5000)", cutoff)
-        n = int(status.split()[-1])
-        deleted += n
-        if n < 5000:
-            break
+    deleted = await delete_in_batches(ctx["pool"], "idempotency_keys", "created_at < $1", cutoff,
+                                      batch_rows=5000, max_batches=1000)
     log.info("idempotency_keys_cleaned", deleted=deleted)
     return deleted
 
@@ -68,6 +65,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx["pool"] = await create_pool(settings, min_size=1, max_size=10)
     ctx["kk_redis"] = create_redis(settings)
+    ctx["outbox"] = OUTBOX
     for hook in WORKER_STARTUP:
         await hook(ctx)
     await heartbeat(ctx)
@@ -106,11 +104,16 @@ CRON += missions_jobs.CRON
 JOBS += [analytics_consume, deliver_webhooks]
 CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),
          cron(deliver_webhooks, second=set(range(2, 60, 5)), unique=True)]
-WORKER_STARTUP: list[Any] = []
-# Outbox relay + handlers, fraud rules, LINE/SMS notifications (kuekan.outbox.jobs).
+# Who the outbox's events reach: fraud rules and LINE/SMS notifications (each row's handlers
+# run in one transaction, exactly once).
+OUTBOX = Subscribers(fraud_service.SUBSCRIBER, notify_jobs.SUBSCRIBER)
+# Outbox relay and handlers; LINE/SMS deliveries and notification crons.
 JOBS += outbox_jobs.WORKER_FUNCTIONS
 CRON += outbox_jobs.WORKER_CRON
-WORKER_STARTUP.append(outbox_jobs.startup)
+JOBS += notify_jobs.jobs(get_settings())
+CRON += notify_jobs.cron_jobs(get_settings())
+# Notification clients first: the outbox's startup sweep may already re-send messages.
+WORKER_STARTUP: list[Any] = [notify_jobs.startup, outbox_jobs.startup]
 CRON[:] = outbox_jobs.tz_safe(CRON)  # ARQ 0.25 month/year rollover bug, see tz_safe
 JOBS[:] = instrument_all(JOBS)
 CRON[:] = instrument_all(CRON)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import random
 import secrets
 from typing import Literal
+
+from kuekan.kit import backoff
 
 Scope = Literal["stats:read", "webhooks"]
 SCOPES: frozenset[str] = frozenset({"stats:read", "webhooks"})
@@ -59,11 +60,9 @@ def verify(secret: str, body: bytes, header: str, now: int,
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def backoff_s(attempt: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter on the upper half: 10 s, 20 s, 40 s ... ≤ 1 h."""
-    ceiling = min(BACKOFF_BASE_S * 2 ** max(attempt - 1, 0), BACKOFF_CAP_S)
-    jitter: float = (rng or random.Random()).random()
-    return float(ceiling / 2 + jitter * ceiling / 2)
+def backoff_s(attempt: int) -> float:
+    """Delay before the next delivery: 10 s, 20 s, 40 s ... ≤ 1 h (:mod:`kuekan.kit.backoff`)."""
+    return backoff.backoff_s(attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
 
 
 def delivered(status: int) -> bool:

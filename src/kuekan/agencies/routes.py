@@ -15,8 +15,9 @@ from kuekan.agencies import repository as repo
 from kuekan.agencies import service as agency_service
 from kuekan.agencies.schemas import KeyIn, WebhookIn
 from kuekan.analytics import service as analytics
-from kuekan.analytics.routes import access_guard, principal_of
-from kuekan.errors import DomainError, invalid, not_found
+from kuekan.analytics.model import allowed
+from kuekan.auth.guards import policy_guard, principal_of
+from kuekan.errors import invalid, known
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
 To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
@@ -26,7 +27,7 @@ class AgencyAdminController(Controller):
     """Key and webhook administration: PAO only (policy class ``pao``)."""
 
     path = "/admin/agencies"
-    guards = [access_guard]
+    guards = [policy_guard(allowed, lambda: known("forbidden_scope"))]
     tags = ["admin", "agencies"]
 
     @post("/keys", status_code=201, opt={"access": "pao"})
@@ -45,7 +46,7 @@ class AgencyAdminController(Controller):
     @delete("/keys/{key_id:int}", status_code=204, opt={"access": "pao"})
     async def revoke_key(self, request: Request[Any, Any, Any], key_id: int) -> None:
         if not await repo.revoke_key(request.app.state.pool, key_id):
-            raise not_found("api_key", "คีย์ API")
+            raise known("api_key_not_found")
 
     @post("/webhooks", status_code=201, opt={"access": "pao"})
     async def create_webhook(self, request: Request[Any, Any, Any],
@@ -58,7 +59,7 @@ class AgencyAdminController(Controller):
             raise invalid("the webhook URL must be https", "URL ของ webhook ต้องเป็น https")
         key = await repo.get_key(state.pool, data.agency_key_id)
         if key is None or key["revoked_at"] is not None:
-            raise not_found("api_key", "คีย์ API")
+            raise known("api_key_not_found")
         if "webhooks" not in key["scopes"]:
             raise agency_service.missing_scope("webhooks")
         secret = model.new_secret()
@@ -87,8 +88,7 @@ async def agency_guard(connection: ASGIConnection[Any, Any, Any, Any],
 
 def _not_personal(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if any(k in r for r in rows for k in ("member_id", "display_name", "line_sub")):
-        raise DomainError("internal_error", 500, "personal data in an agency response",
-                          "เกิดข้อผิดพลาดภายในระบบ")
+        raise known("internal_error", en="personal data in an agency response")
     return rows
 
 

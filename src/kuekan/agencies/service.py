@@ -13,7 +13,7 @@ import msgspec
 from kuekan import metrics
 from kuekan.agencies import model
 from kuekan.agencies import repository as repo
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.kit.clock import utcnow
 from kuekan.logging import get_logger
 
@@ -27,13 +27,11 @@ class Agency(msgspec.Struct, frozen=True):
 
 
 def bad_key() -> DomainError:
-    return DomainError("invalid_api_key", 401, "Missing, unknown or revoked API key",
-                       "คีย์ API ไม่ถูกต้องหรือถูกยกเลิกแล้ว")
+    return known("invalid_api_key")
 
 
 def missing_scope(scope: str) -> DomainError:
-    return DomainError("api_key_scope_missing", 403, f"This API key lacks the {scope} scope",
-                       "คีย์ API นี้ไม่มีสิทธิ์สำหรับข้อมูลนี้")
+    return known("api_key_scope_missing", en=f"This API key lacks the {scope} scope")
 
 
 async def authenticate(pool: asyncpg.Pool, key: str | None) -> Agency:

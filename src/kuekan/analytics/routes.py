@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import Parameter, QueryParameter
 
 from kuekan.analytics import model, service
@@ -27,46 +25,34 @@ from kuekan.analytics.schemas import (
     ExportReport,
     HeatLevel,
 )
-from kuekan.auth.tokens import Principal, TokenService, unauthorized
-from kuekan.errors import DomainError
+from kuekan.auth.guards import policy_guard, principal_of
+from kuekan.auth.tokens import Principal
+from kuekan.errors import DomainError, known
+from kuekan.kit import export
 from kuekan.kit.clock import bangkok_day
+from kuekan.pagination import page_limit
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
 To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
 
 
 def forbidden_scope() -> DomainError:
-    return DomainError("forbidden_scope", 403, "Your organisation may not see this data",
-                       "หน่วยงานของคุณไม่มีสิทธิ์เข้าถึงข้อมูลนี้")
+    return known("forbidden_scope")
 
 
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's principal from the bearer token (cached on the scope like auth.guards)."""
-    cached = connection.scope.get("kk_principal")
-    if isinstance(cached, Principal):
-        return cached
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized()
-    tokens: TokenService = connection.app.state.tokens
-    principal = tokens.principal(token.strip())
-    connection.scope["kk_principal"] = principal  # type: ignore[typeddict-unknown-key]
-    return principal
-
-
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any],
-                 handler: BaseRouteHandler) -> None:
-    """Allow the caller only if the policy allows its role/org on the route's data class."""
-    access = handler.opt.get("access")
-    if access is None:  # a route without a declared class is a bug: deny, never allow
-        raise forbidden_scope()
-    p = principal_of(connection)
-    if not model.allowed(p.role, p.org, access):
-        raise forbidden_scope()
+# The one place that turns a route's data class and the caller into allow or deny.
+access_guard = policy_guard(model.allowed, forbidden_scope)
 
 
 def _principal(request: Request[Any, Any, Any]) -> Principal:
     return principal_of(request)
+
+
+def _export(rows: list[dict[str, Any]], fmt: str, sheet: str) -> bytes:
+    rows = rows[:model.EXPORT_ROWS_MAX]
+    columns = export.columns_of(rows)
+    return (export.to_csv(columns, rows) if fmt == "csv"
+            else export.to_xlsx({sheet: (columns, rows)}))
 
 
 def _download(body: bytes, name: str, fmt: str) -> Response[bytes]:
@@ -142,11 +128,11 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/members/top", opt={"access": "members"})
     async def top_members(self, request: Request[Any, Any, Any], start: From = None,
-                          end: To = None, limit: Annotated[int, Parameter(ge=1, le=200)] = 50
-                          ) -> dict[str, Any]:
+                          end: To = None, limit: int | None = None) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         p = _principal(request)
-        rows = await repo.top_members(request.app.state.pool, a, b, limit)
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.top_members(request.app.state.pool, a, b, n)
         return {"items": model.redact(rows, p.role, p.org)}
 
     @get("/analytics/merchants/{merchant_id:int}/daily", opt={"access": "business"})
@@ -162,7 +148,7 @@ class AnalyticsAdminController(Controller):
                      start: From = None, end: To = None) -> Response[bytes]:
         a, b = service.date_range(start, end)
         rows = await _report_rows(request, report, a, b)
-        body = service.to_csv(rows) if fmt == "csv" else service.to_xlsx(rows, report)
+        body = _export(rows, fmt, report)
         return _download(body, f"kuekan-{report}-{a.isoformat()}-{b.isoformat()}", fmt)
 
 
@@ -203,5 +189,5 @@ class MerchantAnalyticsController(Controller):
         items = await service.merchant_report(request.app.state.pool, target, a, b)
         if fmt is None:
             return {"merchant_id": target, "items": items}
-        body = service.to_csv(items) if fmt == "csv" else service.to_xlsx(items, "daily")
+        body = _export(items, fmt, "daily")
         return _download(body, f"shop-{target}-{a.isoformat()}-{b.isoformat()}", fmt)

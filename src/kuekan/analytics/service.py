@@ -8,9 +8,7 @@ rebuilt from the rollups, so a flushed Redis heals itself on the next read.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,18 +18,15 @@ from typing import Any
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
-import xlsxwriter
 from redis.exceptions import RedisError
-from shapely.geometry import Point, shape
-from shapely.strtree import STRtree
 
 from kuekan import metrics
 from kuekan.analytics import model
 from kuekan.analytics import repository as repo
 from kuekan.analytics.model import Event
 from kuekan.errors import invalid
+from kuekan.geo.districts import districts
 from kuekan.kit.clock import BANGKOK, bangkok_day, utcnow
-from kuekan.kit.data import korat_data_dir
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
 
@@ -123,34 +118,11 @@ async def _consume_transfers(pool: asyncpg.Pool, redis: aioredis.Redis, batch_si
     return take
 
 
-class _Districts:
-    """Korat's 32 district polygons in an STRtree, to place check-ins that carry only lat/lon."""
-
-    def __init__(self) -> None:
-        self.features = _districts()
-        self.shapes = [shape(f["geometry"]) for f in self.features]
-        self.codes = [str(f["properties"]["code"]) for f in self.features]
-        self.tree = STRtree(self.shapes)
-
-    def locate(self, lat: float, lon: float) -> str | None:
-        pt = Point(lon, lat)
-        for i in self.tree.query(pt):
-            if self.shapes[int(i)].covers(pt):
-                return self.codes[int(i)]
-        return None
-
-
-_DISTRICT_INDEX: _Districts | None = None
-
-
 def _locate(ev: Event) -> Event:
     """Fill a check-in's district from its coordinates when the producer left it out."""
-    global _DISTRICT_INDEX  # noqa: PLW0603 - built once per process from a shipped file
     if ev.topic != model.CHECKIN_TOPIC or ev.district_code or ev.lat is None or ev.lon is None:
         return ev
-    if _DISTRICT_INDEX is None:
-        _DISTRICT_INDEX = _Districts()
-    code = _DISTRICT_INDEX.locate(ev.lat, ev.lon)
+    code = districts().at(ev.lat, ev.lon)
     return msgspec.structs.replace(ev, district_code=code) if code else ev
 
 
@@ -333,19 +305,9 @@ async def cohorts(pool: asyncpg.Pool, start: dt.date, end: dt.date, weeks: int,
     return model.retention_matrix(sizes, active, weeks, as_of)
 
 
-def _districts() -> list[dict[str, Any]]:
-    data = json.loads((korat_data_dir() / "districts.geojson").read_text(encoding="utf-8"))
-    features: list[dict[str, Any]] = data["features"]
-    return features
-
-
-_DISTRICTS: list[dict[str, Any]] | None = None
-
-
 async def heatmap(pool: asyncpg.Pool, start: dt.date, end: dt.date,
                   level: str) -> dict[str, Any]:
     """GeoJSON FeatureCollection: district polygons, or geofence centroids, with counts."""
-    global _DISTRICTS  # noqa: PLW0603 - a read-only cache of a file shipped with the app
     if level == "geofence":
         rows = await repo.checkins_by_geofence(pool, start, end, 5000)
         feats = [{"type": "Feature",
@@ -356,14 +318,12 @@ async def heatmap(pool: asyncpg.Pool, start: dt.date, end: dt.date,
         return {"type": "FeatureCollection", "features": feats}
     counts = {r["district_code"]: r["checkins"]
               for r in await repo.checkins_by_district(pool, start, end)}
-    if _DISTRICTS is None:
-        _DISTRICTS = _districts()
     peak = max(counts.values(), default=0)
     feats = [{"type": "Feature", "geometry": f["geometry"],
               "properties": {**f["properties"], "checkins": counts.get(f["properties"]["code"], 0),
                              "intensity": model.ratio(counts.get(f["properties"]["code"], 0),
                                                       peak)}}
-             for f in _DISTRICTS]
+             for f in districts().features]
     return {"type": "FeatureCollection", "features": feats,
             "from": start.isoformat(), "to": end.isoformat()}
 
@@ -428,39 +388,3 @@ async def merchant_report(pool: asyncpg.Pool, merchant_id: int, start: dt.date,
              "coupons_redeemed": v.get("coupons_redeemed", 0),
              "spend_thb": str(Decimal(v.get("spend_satang", 0)) / 100)}
             for d, v in sorted(by_day.items())]
-
-
-# --------------------------------------------------------------------------------------------
-# Exports.
-
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows[:model.EXPORT_ROWS_MAX])
-    return buf.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Thai text right
-
-
-def to_xlsx(rows: list[dict[str, Any]], sheet: str) -> bytes:
-    buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
-    ws = book.add_worksheet(sheet[:31])
-    bold = book.add_format({"bold": True})
-    if rows:
-        cols = list(rows[0])
-        ws.write_row(0, 0, cols, bold)
-        for i, r in enumerate(rows[:model.EXPORT_ROWS_MAX], start=1):
-            ws.write_row(i, 0, [_cell(r.get(c)) for c in cols])
-    book.close()
-    return buf.getvalue()
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, dt.date | dt.datetime):
-        return v.isoformat()
-    if isinstance(v, list | dict):
-        return json.dumps(v, ensure_ascii=False)
-    return v

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.settings import Settings
 
 Flow = Literal["liff", "web"]
@@ -23,8 +23,7 @@ FLOW_ALGORITHMS: dict[str, list[str]] = {"liff": ["ES256"], "web": ["HS256", "ES
 
 
 def invalid_id_token(detail: str) -> DomainError:
-    return DomainError("invalid_id_token", 401, f"LINE ID token rejected: {detail}",
-                       "โทเค็น LINE ไม่ถูกต้อง")
+    return known("invalid_id_token", en=f"LINE ID token rejected: {detail}")
 
 
 class JwksCache:
@@ -55,8 +54,7 @@ class JwksCache:
                 resp.raise_for_status()
                 keys = resp.json()["keys"]
             except (httpx.HTTPError, KeyError, ValueError) as exc:
-                raise DomainError("line_unavailable", 503, f"LINE keys unavailable: {exc}",
-                                  "ไม่สามารถตรวจสอบกับ LINE ได้ในขณะนี้") from None
+                raise known("line_unavailable", en=f"LINE keys unavailable: {exc}") from None
             self._keys = {
                 k["kid"]: jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(k))
                 for k in keys if k.get("kty") == "EC" and "kid" in k

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import jwt
 import msgspec
 
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.settings import Settings
 
 Role = Literal["member", "merchant", "admin"]
@@ -40,7 +40,7 @@ class Principal(msgspec.Struct, frozen=True):
 
 
 def unauthorized(detail: str = "Missing or invalid access token") -> DomainError:
-    return DomainError("unauthorized", 401, detail, "โทเค็นไม่ถูกต้องหรือหมดอายุ")
+    return known("unauthorized", en=detail)
 
 
 class TokenService:

@@ -1,4 +1,7 @@
-"""The asyncpg pool and the mapping of ledger refusals (SQLSTATE KKnnn) to DomainErrors."""
+"""The asyncpg pool and the mapping of refusals raised in SQL (SQLSTATE KKnnn) to DomainErrors.
+
+A SQL function knows only the refusal's code and status; its texts come from the one catalogue
+(:func:`kuekan.errors.known`), the same as for a refusal raised in Python."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ _STATUS_BY_STATE = {"KK409": 409, "KK403": 403, "KK404": 404, "KK422": 422}
 
 
 def refusal_from_db(code: str, status: int = 409) -> DomainError:
-    """The DomainError for a refusal code raised by a ledger SQL function."""
+    """The DomainError for a refusal code raised by a SQL function, with its catalogue text."""
     return known(code, status)
 
 
@@ -31,8 +34,9 @@ def map_db_error(exc: asyncpg.PostgresError) -> DomainError | None:
     return None
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb in and out as Python objects; the JSON codec runs in C via msgspec-compatible json.
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Set up a connection as the pool does (jsonb/json in and out as Python objects); for a
+    connection opened outside the pool, e.g. by a benchmark."""
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -53,7 +57,7 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
         min_size=overrides.get("min_size", settings.db_pool_min),
         max_size=overrides.get("max_size", settings.db_pool_max),
         command_timeout=settings.db_command_timeout_s,
-        init=_init_connection,
+        init=init_connection,
         reset=_keep_session,
         server_settings={"application_name": "kuekan", "timezone": "UTC"},
     )

@@ -274,3 +274,15 @@ async def set_merchant_status(conn: Conn, merchant_id: int, status: str) -> None
 
 async def transfer_member(conn: Conn, transfer_id: int) -> int:
     return int(await conn.fetchval("select member_id from transfers where id = $1", transfer_id))
+
+
+# PDPA: what the fraud checks kept of a member ---------------------------------------------------
+async def checkins_for_export(db: Db, member_id: int) -> list[dict[str, Any]]:
+    rows = await db.fetch("select at, lat, lon, accuracy_m, device_id from fraud_checkins"
+                          " where member_id = $1 order by at", member_id)
+    return [dict(r) for r in rows]
+
+
+async def erase_checkins(conn: Conn, member_id: int) -> None:
+    await conn.execute("update fraud_checkins set lat = null, lon = null, device_id = null"
+                       " where member_id = $1", member_id)

@@ -12,7 +12,7 @@ from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
 from kuekan.fraud import repository as repo
 from kuekan.fraud import service
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 
 class HoldIn(msgspec.Struct):
@@ -31,7 +31,7 @@ class BlacklistIn(msgspec.Struct):
 
 def _page(rows: list[Any], n: int) -> dict[str, Any]:
     items = [dict(r) for r in rows]
-    return {"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == n else None}
+    return {"items": items, "next_cursor": next_cursor(items, n, lambda i: int(i["id"]))}
 
 
 class FraudAdminController(Controller):

@@ -18,7 +18,7 @@ from kuekan.fraud import repository as repo
 from kuekan.fraud.model import Checkin, Finding, Thresholds
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
-from kuekan.outbox.handlers import Event, Handler, HandlerContext
+from kuekan.outbox.handlers import Event, Handler, HandlerContext, Subscriber
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -140,6 +140,7 @@ HANDLERS: dict[str, list[Handler]] = {
     "coupon.posted": [on_redeem],
     "scan.redeem": [on_redeem],
 }
+SUBSCRIBER = Subscriber("fraud", HANDLERS)
 
 
 # Outcomes -----------------------------------------------------------------------------------
@@ -179,8 +180,7 @@ async def _hold_points(conn: Conn, ev: Event, f: Finding) -> list[dict[str, Any]
 
 # Reviews --------------------------------------------------------------------------------------
 def review_closed() -> DomainError:
-    return DomainError("review_closed", 409, "This review was already decided",
-                       "รายการตรวจสอบนี้ได้รับการพิจารณาแล้ว")
+    return known("review_closed")
 
 
 async def decide_review(pool: asyncpg.Pool, review_id: int, approve: bool, by: str,
@@ -190,7 +190,7 @@ async def decide_review(pool: asyncpg.Pool, review_id: int, approve: bool, by: s
     async with pool.acquire() as conn, conn.transaction():
         r = await repo.lock_review(conn, review_id)
         if r is None:
-            raise DomainError("review_not_found", 404, "Review not found", "ไม่พบรายการตรวจสอบ")
+            raise known("review_not_found")
         if r["status"] != "open":
             raise review_closed()
         reversed_points, strikes = 0, None
@@ -234,8 +234,7 @@ async def _reverse_held(conn: Conn, held: dict[str, Any], review_id: int, by: st
 
 # Holds and blacklist -----------------------------------------------------------------------
 def cannot_hold() -> DomainError:
-    return DomainError("member_not_holdable", 409, "This member cannot be put on hold",
-                       "ไม่สามารถระงับบัญชีสมาชิกนี้ได้")
+    return known("member_not_holdable")
 
 
 async def hold(pool: asyncpg.Pool, member_id: int, reason: str, by: str) -> str:
@@ -254,8 +253,7 @@ async def lift_hold(pool: asyncpg.Pool, member_id: int, by: str) -> str:
         if status is None:
             raise known("member_not_found", 404)
         if status != "on_hold":
-            raise DomainError("member_not_on_hold", 409, "This member is not on hold",
-                              "สมาชิกนี้ไม่ได้ถูกระงับ")
+            raise known("member_not_on_hold")
         await repo.release_member(conn, member_id, fraud_only=False)
         await audit.record(conn, by, "member.hold_lifted", f"member:{member_id}", {})
     return "active"
@@ -266,8 +264,7 @@ async def blacklist(pool: asyncpg.Pool, kind: str, value: str, reason: str,
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.add_blacklist(conn, kind, value, reason, by)
         if row is None:
-            raise DomainError("already_blacklisted", 409, "Already on the blacklist",
-                              "อยู่ในบัญชีดำอยู่แล้ว")
+            raise known("already_blacklisted")
         await _apply_blacklist(conn, kind, value, on=True, reason=reason)
         await audit.record(conn, by, "blacklist.add", f"{kind}:{value}", {"reason": reason})
     return row
@@ -277,8 +274,7 @@ async def unblacklist(pool: asyncpg.Pool, entry_id: int, by: str) -> asyncpg.Rec
     async with pool.acquire() as conn, conn.transaction():
         row = await repo.lift_blacklist(conn, entry_id, by)
         if row is None:
-            raise DomainError("blacklist_entry_not_found", 404, "Blacklist entry not found",
-                              "ไม่พบรายการในบัญชีดำ")
+            raise known("blacklist_entry_not_found")
         await _apply_blacklist(conn, row["kind"], row["value"], on=False, reason="")
         await audit.record(conn, by, "blacklist.lift", f"{row['kind']}:{row['value']}", {})
     return row

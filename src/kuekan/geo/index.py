@@ -13,7 +13,7 @@ from typing import NamedTuple
 import shapely
 from shapely import STRtree
 
-from kuekan.errors import invalid, not_found
+from kuekan.errors import invalid, known
 from kuekan.geo.model import Decision, Fence, check_position, decide, measure, metres_per_degree
 
 MAX_FENCES = 100_000
@@ -66,7 +66,7 @@ class FenceIndex:
         """Apply the check-in rule for one fence; a 404 DomainError if it is not in the index."""
         fence = self._by_id.get(fence_id)
         if fence is None:
-            raise not_found("fence", "รั้วพิกัด")
+            raise known("fence_not_found")
         return decide(fence, lat, lon, accuracy_m)
 
     def candidates(self, lat: float, lon: float, radius_m: float,

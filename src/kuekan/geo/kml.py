@@ -21,7 +21,7 @@ import msgspec
 from defusedxml import DefusedXmlException
 from shapely.geometry import MultiPolygon, Polygon
 
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo.model import (
     MAX_NAME_CHARS,
     LonLat,
@@ -80,8 +80,7 @@ def import_fences(data: bytes, filename: str) -> ImportResult:
     else:
         items = _parse_geojson(data, warnings)
     if not items:
-        raise DomainError("no_polygons", 422, "The file contains no polygon to use as a fence",
-                          "ไม่พบรูปหลายเหลี่ยมในไฟล์ที่ใช้เป็นรั้วพิกัดได้")
+        raise known("no_polygons")
     return ImportResult(items, _capped(warnings))
 
 
@@ -139,8 +138,7 @@ def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> bytes:
 def _parse_kml(data: bytes, warnings: list[str]) -> list[ParsedFence]:
     root = _parse_xml(data)
     if _local(root.tag) != "kml":
-        raise DomainError("unsupported_file", 415, "The XML file is not KML",
-                          "ไฟล์ XML นี้ไม่ใช่ไฟล์ KML")
+        raise known("unsupported_file", en="The XML file is not KML", th="ไฟล์ XML นี้ไม่ใช่ไฟล์ KML")
     placemarks = [el for el in root.iter() if _local(el.tag) == "Placemark"]
     _check_item_count(len(placemarks))
     items = (_placemark(pm, i + 1, warnings) for i, pm in enumerate(placemarks))
@@ -153,17 +151,12 @@ def _parse_xml(data: bytes) -> Element:
             data, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except DefusedXmlException as exc:
-        raise DomainError(
-            "kml_unsafe", 422,
-            "Unsafe XML refused: DOCTYPE, entities and external references are not allowed",
-            "ปฏิเสธไฟล์ XML ที่ไม่ปลอดภัย: ไม่อนุญาต DOCTYPE, entity หรือการอ้างอิงภายนอก",
-        ) from exc
+        raise known("kml_unsafe") from exc
     except ParseError as exc:
         line, column = exc.position
-        raise DomainError(
-            "kml_malformed", 422,
-            f"The KML is not well-formed XML (line {line}, column {column})",
-            f"ไฟล์ KML มีรูปแบบ XML ไม่ถูกต้อง (บรรทัด {line} คอลัมน์ {column})",
+        raise known(
+            "kml_malformed", en=f"The KML is not well-formed XML (line {line}, column {column})",
+            th=f"ไฟล์ KML มีรูปแบบ XML ไม่ถูกต้อง (บรรทัด {line} คอลัมน์ {column})",
         ) from exc
     return root
 
@@ -240,8 +233,7 @@ def _parse_geojson(data: bytes, warnings: list[str]) -> list[ParsedFence]:
     try:
         document = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        raise DomainError("geojson_malformed", 422, f"The GeoJSON is not valid JSON: {exc}",
-                          "ไฟล์ GeoJSON ไม่ใช่ JSON ที่ถูกต้อง") from exc
+        raise known("geojson_malformed", en=f"The GeoJSON is not valid JSON: {exc}") from exc
     features = _features(document)
     _check_item_count(len(features))
     items = (_feature(f, i + 1, warnings) for i, f in enumerate(features))
@@ -256,8 +248,8 @@ def _features(document: Any) -> list[Any]:
         return [document]
     if kind in ("Polygon", "MultiPolygon", "GeometryCollection"):
         return [{"type": "Feature", "geometry": document, "properties": {}}]
-    raise DomainError("unsupported_file", 415, "The JSON file is not GeoJSON",
-                      "ไฟล์ JSON นี้ไม่ใช่ GeoJSON")
+    raise known("unsupported_file", en="The JSON file is not GeoJSON",
+                th="ไฟล์ JSON นี้ไม่ใช่ GeoJSON")
 
 
 def _feature(feature: Any, number: int, warnings: list[str]) -> ParsedFence | None:
@@ -341,17 +333,16 @@ def _capped(warnings: list[str]) -> list[str]:
 
 def _check_item_count(count: int) -> None:
     if count > MAX_ITEMS:
-        raise DomainError("too_many_fences", 422, f"The file has {count} shapes, over {MAX_ITEMS}",
-                          f"ไฟล์มีรูปร่าง {count} รูป เกินกว่า {MAX_ITEMS} รูป")
+        raise known("too_many_fences", en=f"The file has {count} shapes, over {MAX_ITEMS}",
+                    th=f"ไฟล์มีรูปร่าง {count} รูป เกินกว่า {MAX_ITEMS} รูป")
 
 
 def _too_large(message_en: str, message_th: str) -> DomainError:
-    return DomainError("file_too_large", 413, message_en, message_th)
+    return known("file_too_large", en=message_en, th=message_th)
 
 
 def _unsupported(filename: str) -> DomainError:
-    return DomainError(
-        "unsupported_file", 415,
-        f"'{filename[:100]}' is not a KML, KMZ or GeoJSON file",
-        f"ไฟล์ '{filename[:100]}' ไม่ใช่ไฟล์ KML, KMZ หรือ GeoJSON",
+    return known(
+        "unsupported_file", en=f"'{filename[:100]}' is not a KML, KMZ or GeoJSON file",
+        th=f"ไฟล์ '{filename[:100]}' ไม่ใช่ไฟล์ KML, KMZ หรือ GeoJSON",
     )

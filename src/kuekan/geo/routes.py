@@ -14,7 +14,7 @@ from litestar.params import Body, Parameter
 
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, invalid, not_found
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo import kml, service
 from kuekan.geo import repository as repo
 from kuekan.geo.model import Fence, decide, parse_geojson_geometry
@@ -28,6 +28,7 @@ from kuekan.geo.schemas import (
     ImportOut,
 )
 from kuekan.logging import get_logger
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 log = get_logger(__name__)
 
@@ -57,8 +58,7 @@ def _checked(name: str, geometry: Any, max_accuracy_m: float, edge_tolerance_m: 
 
 
 def _code_taken() -> DomainError:
-    return DomainError("geofence_code_taken", 409, "A geofence with this code exists",
-                       "รหัสรั้วพิกัดนี้ถูกใช้แล้ว")
+    return known("geofence_code_taken")
 
 
 class AdminGeofenceController(Controller):
@@ -84,22 +84,21 @@ class AdminGeofenceController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                   limit: int | None = None,
                    cursor: str | None = None, status: str | None = None,
                    include_geometry: bool = False) -> GeofenceList:
-        after = _cursor(cursor)
-        rows = await repo.page(request.app.state.pool, after_id=after, limit=limit,
-                               with_geometry=include_geometry, status=status)
-        items = [_out(r) for r in rows]
-        nxt = str(rows[-1]["id"]) if len(rows) == limit else None
-        return GeofenceList(items=items, next_cursor=nxt)
+        n = page_limit(request.app.state.settings, limit)
+        rows = await repo.page(request.app.state.pool, after_id=parse_cursor(cursor) or 0,
+                               limit=n, with_geometry=include_geometry, status=status)
+        return GeofenceList(items=[_out(r) for r in rows],
+                            next_cursor=next_cursor(rows, n, lambda r: int(r["id"])))
 
     @get("/{fence_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
                       fence_id: int) -> GeofenceOut:
         row = await repo.get(request.app.state.pool, fence_id)
         if row is None:
-            raise not_found("geofence", "รั้วพิกัด")
+            raise known("geofence_not_found")
         return _out(row)
 
     @patch("/{fence_id:int}")
@@ -108,7 +107,7 @@ class AdminGeofenceController(Controller):
         pool = request.app.state.pool
         row = await repo.get(pool, fence_id)
         if row is None:
-            raise not_found("geofence", "รั้วพิกัด")
+            raise known("geofence_not_found")
         fields = {k: v for k, v in ((f, getattr(data, f)) for f in data.__struct_fields__)
                   if v is not msgspec.UNSET}
         fence = _checked(fields.get("name", row["name"]), fields.get("geometry", row["geometry"]),
@@ -128,7 +127,7 @@ class AdminGeofenceController(Controller):
         """Disable (never delete: check-ins keep referring to it)."""
         row = await repo.update(request.app.state.pool, fence_id, {"status": "disabled"})
         if row is None:
-            raise not_found("geofence", "รั้วพิกัด")
+            raise known("geofence_not_found")
         await service.changed(request.app)
         log.info("geofence_disabled", id=fence_id, by=admin.scope)
         return _out(row)
@@ -184,16 +183,8 @@ class AdminGeofenceController(Controller):
         """The check-in decision for a position, also for a disabled fence (before it goes live)."""
         row = await repo.get(request.app.state.pool, fence_id)
         if row is None:
-            raise not_found("geofence", "รั้วพิกัด")
+            raise known("geofence_not_found")
         d = decide(service.fence_from_row(row), data.lat, data.lon, data.accuracy_m)
         return FenceTestOut(fence_id=fence_id, decision=d.decision,
                             distance_to_edge_m=round(d.distance_to_edge_m, 2),
                             accepted=d.accepted, risk_flag=d.risk_flag)
-
-
-def _cursor(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise invalid("cursor is not valid", "cursor ไม่ถูกต้อง")
-    return int(cursor)

@@ -72,8 +72,9 @@ async def nudge(redis: aioredis.Redis) -> None:
 
 
 async def changed(app: Any) -> None:
-    """After an admin change commits: reload this process now, then nudge the others."""
-    catalog = getattr(app.state, "catalog", None)
-    if catalog is not None:
-        await catalog.refresh(app.state.pool)
+    """After an admin change commits: reload this process now, then nudge the others.
+
+    ``app.state.reload_catalog`` is wired by the composition root (kuekan.app): geo does not
+    know who caches fences in the process."""
+    await app.state.reload_catalog()
     await nudge(app.state.redis)

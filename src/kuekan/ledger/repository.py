@@ -161,3 +161,16 @@ async def get_funder(db: asyncpg.Pool | asyncpg.Connection,
 
 async def list_funders(db: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
     return await db.fetch(FUNDER_VIEW + " order by f.id")
+
+
+# PDPA: the member's own ledger, as their data export shows it ----------------------------------
+async def member_pocket(db: Any, member_id: int) -> dict[str, Any] | None:
+    row = await db.fetchrow("select posted as balance, reserved from member_balances"
+                            " where member_id = $1", member_id)
+    return dict(row) if row is not None else None
+
+
+async def member_transfers(db: Any, member_id: int, limit: int) -> list[dict[str, Any]]:
+    rows = await db.fetch("select id, kind, amount, funder_id, ref, created_at from transfers"
+                          " where member_id = $1 order by id limit $2", member_id, limit)
+    return [dict(r) for r in rows]

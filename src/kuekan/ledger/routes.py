@@ -10,11 +10,12 @@ from litestar.di import Provide
 
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, known
+from kuekan.errors import known
 from kuekan.idempotency import request_hash
 from kuekan.ledger import repository as repo
 from kuekan.ledger.schemas import AwardIn, FunderIn, FunderList, FunderOut, ReverseIn
 from kuekan.ledger.service import Ledger
+from kuekan.outbox.repository import emit
 from kuekan.web import idempotency_key, outcome_response
 
 
@@ -39,8 +40,7 @@ class AdminLedgerController(Controller):
                 row = await repo.create_funder(conn, data.code, data.name, data.org or admin.org,
                                                data.budget_points, state.settings.budget_slices)
             except asyncpg.UniqueViolationError:
-                raise DomainError("funder_code_taken", 409, "A funder with this code exists",
-                                  "รหัสผู้สนับสนุนนี้ถูกใช้แล้ว") from None
+                raise known("funder_code_taken") from None
             full = await repo.get_funder(conn, row["id"])
         assert full is not None
         return _funder_out(full)
@@ -66,8 +66,8 @@ class AdminLedgerController(Controller):
         key = idempotency_key(request)
         ledger: Ledger = request.app.state.ledger
         if data.points == 0:
-            raise DomainError("invalid_amount", 422, "points must not be zero",
-                              "จำนวนแต้มต้องไม่เป็นศูนย์")
+            raise known("invalid_amount", en="points must not be zero",
+                        th="จำนวนแต้มต้องไม่เป็นศูนย์")
         ref = {"reason": data.reason, "by": admin.scope, "org": admin.org}
         h = request_hash(data)
         if data.points > 0:
@@ -89,9 +89,7 @@ class AdminLedgerController(Controller):
             body = {"transfer_id": row["transfer_id"], "balance": row["balance"],
                     "available": row["available"], "points": data.points,
                     "member_id": data.member_id}
-            await conn.execute(
-                "insert into outbox (topic, member_id, payload) values ($1, $2, $3)",
-                "points.adjusted", data.member_id, body)
+            await emit(conn, "points.adjusted", body, data.member_id)
             return 201, body
 
         return outcome_response(await ledger.run(scope=admin.scope, key=key, req_hash=h,

@@ -18,23 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from kuekan import cache, metrics
 from kuekan.errors import DomainError
-from kuekan.idempotency import Gate, LimitCheck, Replay, Stored, resolve_stored
+from kuekan.idempotency import Gate, LimitCheck, Outcome, Replay, Stored, resolve_stored
 from kuekan.kit.clock import bangkok_day
 from kuekan.ledger import repository as repo
 from kuekan.settings import Settings
-
-
-class Outcome(msgspec.Struct):
-    """An operation's response, and whether it is the replay of an earlier one."""
-
-    status: int
-    body: Any
-    replayed: bool = False
-
 
 # ``op`` gets a pooled connection inside the transaction (asyncpg's PoolConnectionProxy).
 TxOp = Callable[[Any], Awaitable[tuple[int, Any]]]

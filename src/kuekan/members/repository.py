@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 Db = asyncpg.Pool | asyncpg.Connection
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 async def ensure_members(db: Db, line_subs: list[str]) -> dict[str, int]:
@@ -61,3 +63,19 @@ async def history(db: Db, member_id: int, before_id: int | None,
          "funder_id": r["funder_id"], "ref": r["ref"], "created_at": r["created_at"]}
         for r in rows
     ]
+
+
+# PDPA -----------------------------------------------------------------------------------------
+async def personal_data(db: Db | Conn, member_id: int) -> dict[str, Any] | None:
+    """The member row as the member's data export shows it."""
+    row = await db.fetchrow(
+        "select id, line_sub, display_name, tier, status, segment, district_code, created_at"
+        " from members where id = $1", member_id)
+    return dict(row) if row is not None else None
+
+
+async def pseudonymise(conn: Conn, member_id: int, alias: str) -> None:
+    """Replace the member's identity with ``alias``; the id, and so the ledger, stays."""
+    await conn.execute(
+        "update members set line_sub = $2, display_name = '', district_code = null,"
+        " hold_reason = null, status = 'erased' where id = $1", member_id, alias)

@@ -14,7 +14,7 @@ from kuekan.errors import DomainError, known
 from kuekan.members import model
 from kuekan.members import repository as repo
 from kuekan.members.schemas import Expiring, HistoryItem, HistoryPage, MeOut, PocketOut
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 
 def member_gone() -> DomainError:
@@ -55,5 +55,5 @@ class MeController(Controller):
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.history(request.app.state.pool, me.subject_id, parse_cursor(cursor), n)
         items = [HistoryItem(**r) for r in rows]
-        nxt = str(items[-1].id) if len(items) == n else None
+        nxt = next_cursor(items, n, lambda i: i.id)
         return HistoryPage(items=items, next_cursor=nxt)

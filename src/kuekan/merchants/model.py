@@ -1,15 +1,11 @@
-"""Pure helpers for reports and settlement: periods, netting, CSV and xlsx rendering."""
+"""Pure helpers for reports and settlement: periods and netting (files: kuekan.kit.export)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
-
-import xlsxwriter
 
 from kuekan.errors import invalid
 
@@ -67,35 +63,3 @@ def netting(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "receivable_by_merchant": [{"merchant_id": k, "points": v}
                                    for k, v in sorted(receivable.items())],
     }
-
-
-def to_csv(columns: list[str], rows: Sequence[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
-    return ("\ufeff" + buf.getvalue()).encode()  # BOM: Excel opens Thai text as UTF-8
-
-
-def to_xlsx(sheets: dict[str, tuple[list[str], Sequence[dict[str, Any]]]]) -> bytes:
-    """An in-memory workbook, one sheet per entry, header row bold."""
-    buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
-    bold = book.add_format({"bold": True})
-    for name, (columns, rows) in sheets.items():
-        sheet = book.add_worksheet(name[:31])
-        sheet.write_row(0, 0, columns, bold)
-        for i, r in enumerate(rows, start=1):
-            sheet.write_row(i, 0, [_cell(r.get(c)) for c in columns])
-        sheet.set_column(0, max(len(columns) - 1, 0), 16)
-    book.close()
-    return buf.getvalue()
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, dt.date | dt.datetime):
-        return v.isoformat()
-    if isinstance(v, list | dict):
-        return str(v)
-    return v

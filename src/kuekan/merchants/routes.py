@@ -12,14 +12,15 @@ from litestar.params import Parameter
 
 from kuekan.auth.guards import provide_admin, provide_merchant
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, known
+from kuekan.errors import known
+from kuekan.kit import export
 from kuekan.kit.clock import bangkok_day
 from kuekan.ledger import repository as ledger_repo
 from kuekan.members import repository as members_repo
 from kuekan.merchants import model
 from kuekan.merchants import repository as repo
 from kuekan.merchants.schemas import MerchantIn, MerchantList, MerchantOut, StaffIn, StaffOut
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Format = Literal["json", "csv", "xlsx"]
@@ -63,7 +64,7 @@ class AdminMerchantsController(Controller):
                      data: MerchantIn) -> MerchantOut:
         pool = request.app.state.pool
         if not await repo.funder_exists(pool, data.funder_id):
-            raise DomainError("funder_not_found", 422, "Unknown funder_id", "ไม่พบผู้สนับสนุนแต้ม")
+            raise known("funder_not_found", 422)
         mid = await repo.create_merchant(
             pool, name=data.name, district_code=data.district_code, lat=data.lat, lon=data.lon,
             category=data.category, thb_per_point=data.thb_per_point,
@@ -80,7 +81,7 @@ class AdminMerchantsController(Controller):
         rows = await repo.list_merchants(request.app.state.pool, parse_cursor(cursor), n)
         items = [_merchant_out(r) for r in rows]
         return MerchantList(items=items,
-                            next_cursor=str(items[-1].id) if len(items) == n else None)
+                            next_cursor=next_cursor(items, n, lambda i: i.id))
 
     @get("/{merchant_id:int}")
     async def get(self, request: Request[Any, Any, Any], admin: Principal,
@@ -134,11 +135,11 @@ class MerchantReportsController(Controller):
             rows, columns = _monthly(rows), ["month", *DAILY_COLUMNS[1:]]
         name = f"kuekan-{period}-{staff.merchant_id}-{first}-{last}"
         if fmt == "xlsx":
-            return _file(model.to_xlsx({period: (columns, rows),
+            return _file(export.to_xlsx({period: (columns, rows),
                                         "top_missions": (MISSION_COLUMNS, top)}),
                          XLSX, f"{name}.xlsx")
         if fmt == "csv":
-            return _file(model.to_csv(columns, rows), "text/csv", f"{name}.csv")
+            return _file(export.to_csv(columns, rows), "text/csv", f"{name}.csv")
         return Response(content={"merchant_id": staff.merchant_id, "from": first, "to": last,
                                  "items": rows, "top_missions": top})
 
@@ -159,10 +160,10 @@ class AdminSettlementController(Controller):
         rows = await repo.settlement(request.app.state.pool, first, last)
         name = f"kuekan-settlement-{first}-{last}"
         if fmt == "xlsx":
-            return _file(model.to_xlsx({"settlement": (SETTLEMENT_COLUMNS, rows)}), XLSX,
+            return _file(export.to_xlsx({"settlement": (SETTLEMENT_COLUMNS, rows)}), XLSX,
                          f"{name}.xlsx")
         if fmt == "csv":
-            return _file(model.to_csv(SETTLEMENT_COLUMNS, rows), "text/csv", f"{name}.csv")
+            return _file(export.to_csv(SETTLEMENT_COLUMNS, rows), "text/csv", f"{name}.csv")
         return Response(content={"from": first, "to": last, "items": rows})
 
     @get("/netting")
@@ -181,14 +182,14 @@ class AdminSettlementController(Controller):
                      for f in await ledger_repo.list_funders(pool)]
         name = f"kuekan-netting-{first}-{last}"
         if fmt == "xlsx":
-            return _file(model.to_xlsx({
+            return _file(export.to_xlsx({
                 "netting": (NETTING_COLUMNS, report["pairs"]),
                 "payable_by_funder": (["funder_id", "points"], report["payable_by_funder"]),
                 "receivable": (["merchant_id", "points"], report["receivable_by_merchant"]),
                 "liability": (["funder_id", "code", "points"], liability)}), XLSX,
                 f"{name}.xlsx")
         if fmt == "csv":
-            return _file(model.to_csv(NETTING_COLUMNS, report["pairs"]), "text/csv",
+            return _file(export.to_csv(NETTING_COLUMNS, report["pairs"]), "text/csv",
                          f"{name}.csv")
         return Response(content={"from": first, "to": last, **report,
                                  "liability_by_funder": liability})

@@ -10,6 +10,7 @@ from typing import Any
 
 from arq import cron
 
+from kuekan.db.batches import delete_in_batches
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -23,16 +24,9 @@ ENDED_MULTIPLIER_KEEP_DAYS = 30
 
 async def cleanup_member_multipliers(ctx: dict[str, Any]) -> int:
     """Delete multiplier periods that ended long ago, in bounded batches; idempotent."""
-    deleted = 0
-    for _ in range(MAX_BATCHES):
-        status = await ctx["pool"].execute(
-            "delete from member_multipliers where ctid in (select ctid from member_multipliers"
-            " where ends_at < now() - make_interval(days => $1) limit $2)",
-            ENDED_MULTIPLIER_KEEP_DAYS, BATCH_ROWS)
-        n = int(status.split()[-1])
-        deleted += n
-        if n < BATCH_ROWS:
-            break
+    deleted = await delete_in_batches(
+        ctx["pool"], "member_multipliers", "ends_at < now() - make_interval(days => $1)",
+        ENDED_MULTIPLIER_KEEP_DAYS, batch_rows=BATCH_ROWS, max_batches=MAX_BATCHES)
     log.info("member_multipliers_cleaned", deleted=deleted)
     return deleted
 

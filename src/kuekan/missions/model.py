@@ -1,7 +1,7 @@
 """Mission rules and types: pure, no I/O.
 
 A :class:`Mission` is the cached, immutable view the check-in path reads; validation of what an
-admin submits, venue codes and refusal texts live here too.
+admin submits, venue codes live here too; refusal texts are in ``refusals.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import invalid
 
 Kind = Literal["checkin", "event", "purchase", "action", "collection", "chain"]
 Recurrence = Literal["once", "daily", "weekly"]
@@ -81,32 +81,7 @@ class Mission(KindRules, frozen=True, kw_only=True):
                 and (self.ends_at is None or now < self.ends_at))
 
 
-# --- Refusals ---------------------------------------------------------------------------------
-
-# Codes the check-in can refuse with, and their HTTP status and messages. The ledger's own codes
-# (daily_limit_reached, mission_budget_exhausted, member_on_hold) come from kuekan.db.pool.
-REFUSALS: dict[str, tuple[int, str, str]] = {
-    "outside_geofence": (403, "You are outside the mission's area", "คุณอยู่นอกพื้นที่ของภารกิจ"),
-    "inaccurate_location": (403, "Your location is not accurate enough; move to open sky and retry",
-                            "ตำแหน่งของคุณไม่แม่นยำพอ โปรดลองใหม่ในที่โล่ง"),
-    "venue_code_invalid": (403, "The venue code is wrong or has expired",
-                           "รหัสสถานที่ไม่ถูกต้องหรือหมดอายุแล้ว"),
-    "mission_not_active": (409, "This mission is not active now", "ภารกิจนี้ไม่ได้เปิดอยู่ในขณะนี้"),
-    "already_completed": (409, "You have already completed this mission for this period",
-                          "คุณทำภารกิจนี้ครบแล้วในรอบนี้"),
-    "mission_locked": (409, "Complete the previous step of this chain first",
-                       "โปรดทำภารกิจขั้นก่อนหน้าให้สำเร็จก่อน"),
-    "mission_not_checkin": (409, "This mission is not completed by checking in",
-                            "ภารกิจนี้ไม่ได้ทำสำเร็จด้วยการเช็คอิน"),
-    "mission_not_for_audience": (403, "This mission is not open to your member group",
-                                 "ภารกิจนี้ไม่เปิดสำหรับกลุ่มสมาชิกของคุณ"),
-    "mission_not_found": (404, "Mission not found", "ไม่พบภารกิจ"),
-}
-
-
-def refusal(code: str) -> DomainError:
-    status, en, th = REFUSALS[code]
-    return DomainError(code, status, en, th)
+# --- Refusals (texts: kuekan.missions.refusals) -----------------------------------------------
 
 
 def decision_refusal(decision: str) -> str | None:

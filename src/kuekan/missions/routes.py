@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
-from litestar.params import Parameter
 
 from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo.model import check_position, measure
-from kuekan.geo.routes import AdminGeofenceController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.missions import model, service
@@ -33,6 +31,7 @@ from kuekan.missions.schemas import (
     StepOut,
     VenueCodeOut,
 )
+from kuekan.pagination import page_limit, parse_cursor
 from kuekan.web import idempotency_key, outcome_response
 
 log = get_logger(__name__)
@@ -48,8 +47,7 @@ def _out(m: Mission, *, distance_m: float | None = None,
 
 
 def _code_taken() -> DomainError:
-    return DomainError("mission_code_taken", 409, "A mission with this code exists",
-                       "รหัสภารกิจนี้ถูกใช้แล้ว")
+    return known("mission_code_taken")
 
 
 async def _save_checked(request: Request[Any, Any, Any], spec: MissionSpec) -> MissionSpec:
@@ -91,7 +89,7 @@ class AdminMissionController(Controller):
         pool = request.app.state.pool
         mission = await repo.get(pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         return _out(mission, budget_remaining=await repo.budget_remaining(pool, mission_id))
 
     @patch("/{mission_id:int}")
@@ -100,7 +98,7 @@ class AdminMissionController(Controller):
         state = request.app.state
         current = await repo.get(state.pool, mission_id)
         if current is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         status = changes.pop("status", current.status)
         merged = {f: getattr(current, f) for f in MissionSpec.__struct_fields__} | changes
@@ -119,7 +117,7 @@ class AdminMissionController(Controller):
                       mission_id: int) -> MissionOut:
         pool = request.app.state.pool
         if not await repo.set_status(pool, mission_id, "disabled"):
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         await service.changed(request.app)
         mission = await repo.get(pool, mission_id)
         assert mission is not None
@@ -132,10 +130,9 @@ class AdminMissionController(Controller):
         """The code to show on the venue's screen now; poll again at ``rotates_at``."""
         mission = await repo.get(request.app.state.pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         if not mission.venue_code_required:
-            raise DomainError("venue_code_not_used", 409, "This mission does not use venue codes",
-                              "ภารกิจนี้ไม่ได้ใช้รหัสสถานที่")
+            raise known("venue_code_not_used")
         rotate = mission.venue_code_rotate_s
         window = model.venue_window(time.time(), rotate)
         return VenueCodeOut(
@@ -154,7 +151,7 @@ class MissionsController(Controller):
     async def list(self, request: Request[Any, Any, Any], member: Principal,
                    lat: float | None = None, lon: float | None = None,
                    kind: str | None = None,
-                   limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+                   limit: int | None = None,
                    cursor: str | None = None) -> MissionList:
         """Active missions; with ``lat``/``lon``, nearest first (0 m inside the fence)."""
         catalog: service.Catalog = request.app.state.catalog
@@ -177,9 +174,10 @@ class MissionsController(Controller):
                     distances[m.id] = 0.0 if where.inside else round(where.boundary_distance_m, 1)
             active.sort(key=lambda m: (distances.get(m.id) is None, distances.get(m.id) or 0.0,
                                        m.id))
-        offset = _offset(cursor)
-        page = active[offset:offset + limit]
-        nxt = str(offset + limit) if offset + limit < len(active) else None
+        n = page_limit(request.app.state.settings, limit)
+        offset = parse_cursor(cursor) or 0
+        page = active[offset:offset + n]
+        nxt = str(offset + n) if offset + n < len(active) else None
         return MissionList(items=[_out(m, distance_m=distances.get(m.id)) for m in page],
                            next_cursor=nxt)
 
@@ -188,7 +186,7 @@ class MissionsController(Controller):
                       mission_id: int) -> MissionOut:
         mission = await request.app.state.catalog.mission(request.app.state.pool, mission_id)
         if mission is None or mission.status != "active":
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         return _out(mission)
 
     @get("/{mission_id:int}/progress")
@@ -198,7 +196,7 @@ class MissionsController(Controller):
         pool = request.app.state.pool
         mission = await request.app.state.catalog.mission(pool, mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         row = await repo.progress(pool, mission_id, member.subject_id)
         out = ProgressOut(mission_id=mission_id, kind=mission.kind,
                           completions=row["completions"] if row else 0,
@@ -246,14 +244,5 @@ class CheckinController(Controller):
         return outcome_response(outcome)
 
 
-def _offset(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise invalid("cursor is not valid", "cursor ไม่ถูกต้อง")
-    return int(cursor)
-
-
 # Registered in kuekan.app.DOMAIN_ROUTES.
-MISSIONS_ROUTES: list[Any] = [AdminGeofenceController, AdminMissionController, MissionsController,
-                              CheckinController]
+MISSIONS_ROUTES: list[Any] = [AdminMissionController, MissionsController, CheckinController]

@@ -14,21 +14,20 @@ import random
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
-from litestar import Litestar
 from redis.exceptions import RedisError
 
 from kuekan import metrics
-from kuekan.errors import DomainError, invalid
+from kuekan.errors import DomainError, invalid, known
 from kuekan.geo import service as geo_service
 from kuekan.geo.model import Decision, check_accuracy, check_position
-from kuekan.idempotency import Replay, Stored, request_hash, resolve_stored
+from kuekan.idempotency import Outcome, Replay, Stored, request_hash, resolve_stored
 from kuekan.kit.clock import bangkok_day, utcnow
 from kuekan.kit.tasks import cancel_and_wait
-from kuekan.ledger.service import Ledger, Outcome
+from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.missions import model
 from kuekan.missions import repository as repo
@@ -43,6 +42,14 @@ CATALOG_POLL_S = 5.0
 PUBSUB_WAIT_S = 0.4
 # A check-in aborted by PostgreSQL (serialization failure, deadlock) is run again this often.
 SQL_ATTEMPTS = 6
+
+
+class App(Protocol):
+    """What the start/stop hooks need of the web application: its state (kept free of the web
+    framework, so the service layer imports none)."""
+
+    @property
+    def state(self) -> Any: ...
 
 
 class Catalog:
@@ -81,7 +88,7 @@ class Catalog:
         return found
 
 
-async def _watch(app: Litestar) -> None:
+async def _watch(app: App) -> None:
     """Reload on a Redis nudge, and every CATALOG_POLL_S in case a nudge was lost."""
     catalog: Catalog = app.state.catalog
     redis: aioredis.Redis = app.state.redis
@@ -108,7 +115,7 @@ async def _watch(app: Litestar) -> None:
             log.warning("catalog_refresh_failed", error=str(exc))
 
 
-async def startup(app: Litestar) -> None:
+async def startup(app: App) -> None:
     """STARTUP_HOOKS: load fences and missions, then keep them fresh in the background."""
     catalog = Catalog()
     await catalog.refresh(app.state.pool)
@@ -121,13 +128,18 @@ async def startup(app: Litestar) -> None:
     app.state.catalog_watch = asyncio.create_task(_watch(app), name="catalog-watch")
 
 
-async def shutdown(app: Litestar) -> None:
+async def shutdown(app: App) -> None:
     await cancel_and_wait(getattr(app.state, "catalog_watch", None))
 
 
-async def changed(app: Litestar) -> None:
-    """After an admin change commits: reload here now, and nudge the other processes."""
+async def reload(app: App) -> None:
+    """Reload this process's catalogue now (after an admin change here committed)."""
     await app.state.catalog.refresh(app.state.pool)
+
+
+async def changed(app: App) -> None:
+    """After an admin change commits: reload here now, and nudge the other processes."""
+    await reload(app)
     await geo_service.nudge(app.state.redis)
 
 
@@ -177,11 +189,11 @@ class Checkins:
         req_hash = request_hash(data)
         mission = await self.catalog.mission(self.ledger.pool, data.mission_id)
         if mission is None:
-            raise model.refusal("mission_not_found")
+            raise known("mission_not_found")
         decision, code = self._decide(mission, data, now)
         evidence = _Evidence(scope, key, req_hash, member_id, data, decision)
         if code is not None:
-            return await self._refuse(evidence, model.refusal(code))
+            return await self._refuse(evidence, known(code))
         return await self._accept(evidence, mission, now)
 
     def _decide(self, mission: Mission, data: CheckinIn,

@@ -4,6 +4,7 @@ Workers depend on :class:`Notifier` (``send(to, text, idempotency_key=...)``) an
 channel; both adapters share the retry, idempotency and rate-limit rules in ``transport``.
 """
 
+from kuekan.notify import refusals as refusals  # registers this domain's codes
 from kuekan.notify.line import LineClient, LineError, LineMulticastError, MulticastResult, Quota
 from kuekan.notify.sms import SmsClient, SmsError, normalize_msisdn
 from kuekan.notify.templates import TemplateError, render

@@ -7,19 +7,21 @@ from typing import Any
 
 import asyncpg
 from arq import cron
-from arq.worker import Retry
+from arq.worker import Retry, func
 from asyncpg.pool import PoolConnectionProxy
 
+from kuekan.geo.districts import districts
+from kuekan.kit.backoff import backoff_s
 from kuekan.kit.clock import bangkok_day
 from kuekan.members.model import add_months
 from kuekan.notify import repository as repo
-from kuekan.notify.districts import fence_district, locator
+from kuekan.notify.districts import fence_district
 from kuekan.notify.line import LineClient
 from kuekan.notify.service import DeliveryRetry, deliver
 from kuekan.notify.sms import SmsClient
 from kuekan.notify.templates import render
-from kuekan.outbox.handlers import Event, Handler, HandlerContext
-from kuekan.outbox.queue import JobQueue, backoff_s
+from kuekan.outbox.handlers import Event, Handler, HandlerContext, Subscriber
+from kuekan.outbox.queue import JobQueue
 from kuekan.settings import Settings
 
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -178,6 +180,27 @@ async def enqueue_stuck(pool: asyncpg.Pool, queue: JobQueue, older_than_s: float
     return n
 
 
+async def after_outbox(ctx: dict[str, Any], outbox_id: int, topic: str) -> None:
+    """After a planning event committed: its deliveries run as their own jobs."""
+    if topic in PLANNING_TOPICS and "queue" in ctx:
+        await enqueue_for_outbox(ctx["pool"], ctx["queue"], outbox_id)
+
+
+async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
+    """The outbox sweep's part for notifications: re-send messages whose job was lost."""
+    settings: Settings = ctx["settings"]
+    return {"messages": await enqueue_stuck(ctx["pool"], ctx["queue"],
+                                            settings.outbox_orphan_after_s)}
+
+
+SUBSCRIBER = Subscriber("notify", HANDLERS, after=after_outbox, sweep=sweep)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Worker startup: the LINE and SMS clients, before the outbox's first sweep."""
+    open_clients(ctx)
+
+
 # Crons ----------------------------------------------------------------------------------------
 async def _plan_and_enqueue(ctx: dict[str, Any], plans: list[dict[str, Any]]) -> int:
     ids: list[int] = []
@@ -271,7 +294,7 @@ async def notify_new_missions(ctx: dict[str, Any]) -> int:
         if district is None:
             continue
         params = {lang: {"mission_title": m[f"title_{lang}"],
-                         "district": locator().name(district, lang)} for lang in ("th", "en")}
+                         "district": districts().name(district, lang)} for lang in ("th", "en")}
         async with ctx["pool"].acquire() as conn, conn.transaction():
             planned += await _multicast_by_lang(conn, f"mission_nearby:{m['id']}",
                                                 "mission_nearby", "mission_nearby", params,
@@ -293,3 +316,9 @@ def cron_jobs(s: Settings) -> list[Any]:
         cron(notify_new_missions, minute=set(range(0, 60, 5)), second={40}, timeout=300,
              unique=True),
     ]
+
+
+def jobs(s: Settings) -> list[Any]:
+    """Every job function of notifications, for kuekan.worker."""
+    return [func(deliver_message, name=DELIVER_JOB, timeout=120, max_tries=s.outbox_max_tries + 1),
+            *CRON_FUNCTIONS]

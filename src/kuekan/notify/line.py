@@ -11,7 +11,6 @@ narrowcast and broadcast 60/hour, other endpoints 2,000/s).
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -162,7 +161,6 @@ class LineClient:
         rate_per_s: Mapping[str, float] | None = None,
         burst: Mapping[str, int] | None = None,
         timeout_s: float = 10.0,
-        rng: random.Random | None = None,
     ) -> None:
         if not channel_access_token:
             raise ValueError("a LINE channel access token is required")
@@ -181,7 +179,6 @@ class LineClient:
             # On 409 LINE names the request accepted earlier; that id is the one to keep.
             duplicate_request_id_header=ACCEPTED_REQUEST_ID_HEADER,
             is_final_429=_is_monthly_limit,
-            rng=rng,
         )
 
     @property

@@ -9,6 +9,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from kuekan.outbox.repository import emit
+
 Conn = asyncpg.Connection | PoolConnectionProxy
 
 Db = asyncpg.Pool | Conn
@@ -168,8 +170,7 @@ async def create_broadcast(conn: Conn, kind: str, title: str, body: str,
     bid = int(await conn.fetchval(
         "insert into broadcasts (kind, title, body, district_codes, created_by)"
         " values ($1,$2,$3,$4,$5) returning id", kind, title, body, district_codes, by))
-    await conn.execute("insert into outbox (topic, payload) values ('broadcast.requested', $1)",
-                       {"broadcast_id": bid})
+    await emit(conn, "broadcast.requested", {"broadcast_id": bid})
     return bid
 
 
@@ -189,3 +190,49 @@ async def reachable_count(db: Db, district_codes: list[str] | None) -> int:
     return int(await db.fetchval(
         "select count(*) " + REACHABLE +
         " and ($1::text[] is null or m.district_code = any($1))", district_codes))
+
+
+# Phone verification by OTP --------------------------------------------------------------------
+async def create_otp(conn: Conn, challenge_id: uuid.UUID, member_id: int, phone: str,
+                     code_hash: str, ttl_s: int, code: str) -> None:
+    """The challenge and, in the same transaction, the event that plans its SMS (the code
+    travels in the event only until the message is planned)."""
+    await conn.execute(
+        "insert into otp_challenges (id, member_id, phone, code_hash, expires_at)"
+        " values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        challenge_id, member_id, phone, code_hash, ttl_s)
+    await emit(conn, "otp.requested",
+               {"challenge_id": str(challenge_id), "phone": phone, "code": code}, member_id)
+
+
+async def try_otp(conn: Conn, challenge_id: uuid.UUID, member_id: int,
+                  attempts_max: int) -> asyncpg.Record | None:
+    """Count one attempt at a live challenge; its phone and code hash, or None when it is
+    unknown, someone else's, verified, expired or out of attempts."""
+    return await conn.fetchrow(
+        "update otp_challenges set attempts = attempts + 1 where id = $1"
+        " and member_id = $2 and verified_at is null and expires_at > now()"
+        " and attempts < $3 returning phone, code_hash", challenge_id, member_id, attempts_max)
+
+
+async def verify_phone(conn: Conn, challenge_id: uuid.UUID, member_id: int, phone: str) -> None:
+    await conn.execute("update otp_challenges set verified_at = now() where id = $1",
+                       challenge_id)
+    await conn.execute(
+        "insert into notify_prefs (member_id, phone, phone_verified_at)"
+        " values ($1, $2, now()) on conflict (member_id) do update"
+        " set phone = excluded.phone, phone_verified_at = now(), updated_at = now()",
+        member_id, phone)
+
+
+# PDPA: what a member's export shows, and what erasure clears ----------------------------------
+async def prefs_for_export(db: Db, member_id: int) -> list[dict[str, Any]]:
+    rows = await db.fetch("select line_opt_in, lang, phone, phone_verified_at from notify_prefs"
+                          " where member_id = $1", member_id)
+    return [dict(r) for r in rows]
+
+
+async def erase_contact(conn: Conn, member_id: int) -> None:
+    await conn.execute("update notify_prefs set phone = null, phone_verified_at = null,"
+                       " line_opt_in = false where member_id = $1", member_id)
+    await conn.execute("update otp_challenges set phone = '' where member_id = $1", member_id)

@@ -14,15 +14,14 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, invalid, known
 from kuekan.notify import repository as repo
 from kuekan.notify.sms import normalize_msisdn
 from kuekan.notify.webhook import SIGNATURE_HEADER, parse_events, verify_signature
 
 
 def bad_signature() -> DomainError:
-    return DomainError("invalid_signature", 401, "X-Line-Signature does not verify",
-                       "ลายเซ็น X-Line-Signature ไม่ถูกต้อง")
+    return known("invalid_signature")
 
 
 class LineWebhookController(Controller):
@@ -66,8 +65,7 @@ class BroadcastAdminController(Controller):
                      data: BroadcastIn) -> dict[str, Any]:
         """Queue a province broadcast to district segments (all friends when no district)."""
         if not data.title.strip() or not data.body.strip():
-            raise DomainError("validation_failed", 422, "title and body are required",
-                              "ต้องระบุหัวข้อและเนื้อหา")
+            raise invalid("title and body are required", "ต้องระบุหัวข้อและเนื้อหา")
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             bid = await repo.create_broadcast(conn, data.kind, data.title, data.body,
                                               data.district_codes, admin.scope)
@@ -103,13 +101,8 @@ class PhoneOtpController(Controller):
         cid = uuid.uuid4()
         code = f"{secrets.randbelow(10**6):06d}"
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "insert into otp_challenges (id, member_id, phone, code_hash, expires_at)"
-                " values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-                cid, me.subject_id, phone, _code_hash(cid, code), s.otp_ttl_s)
-            await conn.execute(
-                "insert into outbox (topic, member_id, payload) values ('otp.requested', $1, $2)",
-                me.subject_id, {"challenge_id": str(cid), "phone": phone, "code": code})
+            await repo.create_otp(conn, cid, me.subject_id, phone, _code_hash(cid, code),
+                                  s.otp_ttl_s, code)
         return {"challenge_id": str(cid), "expires_in": s.otp_ttl_s}
 
     @post("/verify", status_code=200)
@@ -117,23 +110,13 @@ class PhoneOtpController(Controller):
                      data: OtpVerifyIn) -> Response[Any]:
         s = request.app.state.settings
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "update otp_challenges set attempts = attempts + 1 where id = $1"
-                " and member_id = $2 and verified_at is null and expires_at > now()"
-                " and attempts < $3 returning phone, code_hash", data.challenge_id,
-                me.subject_id, s.otp_attempts_max)
+            row = await repo.try_otp(conn, data.challenge_id, me.subject_id,
+                                     s.otp_attempts_max)
             ok = row is not None and secrets.compare_digest(
                 row["code_hash"], _code_hash(data.challenge_id, data.code.strip()))
             if ok:
                 assert row is not None
-                await conn.execute("update otp_challenges set verified_at = now() where id = $1",
-                                   data.challenge_id)
-                await conn.execute(
-                    "insert into notify_prefs (member_id, phone, phone_verified_at)"
-                    " values ($1, $2, now()) on conflict (member_id) do update"
-                    " set phone = excluded.phone, phone_verified_at = now(), updated_at = now()",
-                    me.subject_id, row["phone"])
+                await repo.verify_phone(conn, data.challenge_id, me.subject_id, row["phone"])
         if not ok:
-            raise DomainError("otp_invalid", 409, "The code is wrong or expired",
-                              "รหัส OTP ไม่ถูกต้องหรือหมดอายุ")
+            raise known("otp_invalid")
         return Response(content={"verified": True})

@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import email.utils
 import math
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from kuekan.kit import backoff
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -165,10 +165,9 @@ class RetryPolicy:
         if not 0 <= self.backoff_base_s <= self.backoff_max_s:
             raise ValueError("backoff needs 0 <= backoff_base_s <= backoff_max_s")
 
-    def backoff_s(self, retry_number: int, rng: random.Random) -> float:
-        """Equal-jitter exponential backoff before retry ``retry_number`` (1-based), capped."""
-        ceiling_s = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (retry_number - 1))
-        return ceiling_s / 2 + rng.uniform(0, ceiling_s / 2)
+    def backoff_s(self, retry_number: int) -> float:
+        """The delay before retry ``retry_number`` (1-based): :mod:`kuekan.kit.backoff`."""
+        return backoff.backoff_s(retry_number, self.backoff_base_s, self.backoff_max_s)
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
@@ -236,7 +235,6 @@ class RetryingCaller:
         request_id_header: str,
         duplicate_request_id_header: str | None = None,
         is_final_429: Callable[[Any], bool] | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         self.service = service
         self.http = http
@@ -247,7 +245,6 @@ class RetryingCaller:
         self.request_id_header = request_id_header
         self.duplicate_request_id_header = duplicate_request_id_header
         self.is_final_429 = is_final_429
-        self.rng = rng or random.Random()
         # Read by metrics: 429 answers per endpoint, and retries of any cause.
         self.rate_limited_by_endpoint: dict[str, int] = dict.fromkeys(buckets, 0)
         self.retries_total = 0
@@ -280,7 +277,7 @@ class RetryingCaller:
                     None, repr(exc), endpoint=endpoint, retry_key=key, attempts=attempt,
                     retryable=True,
                 )
-                wait_s = self.policy.backoff_s(attempt, self.rng)
+                wait_s = self.policy.backoff_s(attempt)
             else:
                 outcome = self._judge(endpoint, response, key, attempt)
                 if isinstance(outcome, SendResult):
@@ -320,7 +317,7 @@ class RetryingCaller:
                 accepted=True, status=status, request_id=request_id, retry_key=key,
                 attempts=attempt, duplicate=status == 409, body=body,
             )
-        wait_s = self.policy.backoff_s(attempt, self.rng)
+        wait_s = self.policy.backoff_s(attempt)
         retry_after_s: float | None = None
         retryable = status >= 500
         if status == 429:

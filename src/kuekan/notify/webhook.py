@@ -15,7 +15,7 @@ import hmac
 
 import msgspec
 
-from kuekan.errors import DomainError
+from kuekan.errors import known
 
 SIGNATURE_HEADER = "x-line-signature"
 # LINE sends at most a few hundred KB; anything far larger is not LINE.
@@ -101,13 +101,8 @@ _decoder = msgspec.json.Decoder(WebhookPayload)
 def parse_events(body: bytes) -> list[WebhookEvent]:
     """Decode the events of a verified webhook body; a malformed body is a 400 DomainError."""
     if len(body) > WEBHOOK_BODY_BYTES_MAX:
-        raise DomainError(
-            "webhook_body_too_large", 413, "Webhook body too large", "ข้อมูล webhook มีขนาดใหญ่เกินไป",
-        )
+        raise known("webhook_body_too_large")
     try:
         return _decoder.decode(body).events
     except msgspec.DecodeError as exc:
-        raise DomainError(
-            "invalid_webhook_payload", 400, f"Invalid LINE webhook payload: {exc}",
-            "ข้อมูล webhook จาก LINE ไม่ถูกต้อง",
-        ) from exc
+        raise known("invalid_webhook_payload", en=f"Invalid LINE webhook payload: {exc}") from exc

@@ -5,3 +5,5 @@ turns rows into queue jobs whose id is the outbox id; :func:`kuekan.outbox.jobs.
 runs the topic's handlers exactly once per row (``outbox_processed``), retrying with capped
 exponential backoff and dead-lettering after ``outbox_max_tries``.
 """
+
+from kuekan.outbox import refusals as refusals  # registers this domain's codes

@@ -1,11 +1,15 @@
-"""Outbox events and the handler registry (topic → handlers run in one transaction)."""
+"""Outbox events and the subscriber registry (topic → handlers run in one transaction).
+
+The outbox knows no subscriber: the composition root (``kuekan.worker``) builds one
+:class:`Subscribers` from every domain's :class:`Subscriber` and hands it to the jobs in the
+worker context (``ctx["outbox"]``)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -65,3 +69,46 @@ async def probe(ctx: HandlerContext, conn: Conn, ev: Event) -> None:
     sleep_s = float(ev.payload.get("sleep_s") or 0)
     if sleep_s > 0 and ctx.job_try <= int(ev.payload.get("sleep_tries", 1)):
         await asyncio.sleep(min(sleep_s, PROBE_SLEEP_S_MAX))
+
+
+# After a row's transaction committed, with the row's topic (e.g. queue the deliveries it planned).
+AfterHook = Callable[[dict[str, Any], int, str], Awaitable[None]]
+# In the orphan sweep: re-queue this subscriber's own lost work; returns counts by name.
+SweepHook = Callable[[dict[str, Any]], Awaitable[dict[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """What one domain hangs on the outbox: handlers by topic and optional hooks."""
+
+    name: str
+    handlers: Mapping[str, Sequence[Handler]] = field(default_factory=dict)
+    after: AfterHook | None = None
+    sweep: SweepHook | None = None
+
+
+class Subscribers:
+    """Every subscriber of the outbox, plus the ops probe; built once by the worker."""
+
+    def __init__(self, *subscribers: Subscriber) -> None:
+        self.subscribers = (Subscriber("ops", {PROBE_TOPIC: [probe]}), *subscribers)
+        by_topic: dict[str, list[Handler]] = {}
+        for sub in self.subscribers:
+            for topic, handlers in sub.handlers.items():
+                by_topic.setdefault(topic, []).extend(handlers)
+        self._by_topic = {topic: tuple(hs) for topic, hs in by_topic.items()}
+
+    def handlers(self, topic: str) -> tuple[Handler, ...]:
+        return self._by_topic.get(topic, ())
+
+    async def after(self, ctx: dict[str, Any], outbox_id: int, topic: str) -> None:
+        for sub in self.subscribers:
+            if sub.after is not None:
+                await sub.after(ctx, outbox_id, topic)
+
+    async def sweep(self, ctx: dict[str, Any]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sub in self.subscribers:
+            if sub.sweep is not None:
+                counts.update(await sub.sweep(ctx))
+        return counts

@@ -1,7 +1,8 @@
 """Worker jobs of the outbox: handle one row, the relay tick, orphan recovery, startup.
 
-``WORKER_FUNCTIONS``, ``WORKER_CRON`` and ``startup`` are what kuekan.worker registers; they
-include the fraud and notification jobs, so the worker module needs three lines.
+``WORKER_FUNCTIONS``, ``WORKER_CRON`` and ``startup`` are what kuekan.worker registers. The
+subscribers (which handlers run for a topic, what runs after a row and in the sweep) come from
+the worker context, ``ctx["outbox"]``, which kuekan.worker fills: the outbox knows no domain.
 """
 
 from __future__ import annotations
@@ -13,31 +14,19 @@ import asyncpg
 from arq import cron
 from arq.worker import Retry, func
 
-from kuekan.fraud.service import HANDLERS as FRAUD_HANDLERS
+from kuekan.kit.backoff import backoff_s
 from kuekan.logging import get_logger
-from kuekan.notify import jobs as notify_jobs
 from kuekan.outbox import relay
 from kuekan.outbox import repository as repo
-from kuekan.outbox.handlers import PROBE_TOPIC, Event, Handler, HandlerContext, probe
-from kuekan.outbox.queue import ArqQueue, backoff_s, outbox_job_id
+from kuekan.outbox.handlers import Event, HandlerContext, Subscribers
+from kuekan.outbox.queue import ArqQueue, outbox_job_id
 from kuekan.settings import Settings, get_settings
 
 log = get_logger("kuekan.outbox")
 
 
-def _registry() -> dict[str, list[Handler]]:
-    out: dict[str, list[Handler]] = {PROBE_TOPIC: [probe]}
-    for part in (FRAUD_HANDLERS, notify_jobs.HANDLERS):
-        for topic, handlers in part.items():
-            out.setdefault(topic, []).extend(handlers)
-    return out
-
-
-TOPIC_HANDLERS = _registry()
-
-
-async def process(pool: asyncpg.Pool, settings: Settings, outbox_id: int,
-                  job_try: int) -> tuple[str, str | None]:
+async def process(pool: asyncpg.Pool, settings: Settings, subscribers: Subscribers,
+                  outbox_id: int, job_try: int) -> tuple[str, str | None]:
     """Run the row's handlers and record it processed, in one transaction, at most once."""
     async with pool.acquire() as conn, conn.transaction():
         await repo.lock_row(conn, outbox_id)
@@ -50,7 +39,7 @@ async def process(pool: asyncpg.Pool, settings: Settings, outbox_id: int,
                    payload=row["payload"] if isinstance(row["payload"], dict) else {},
                    created_at=row["created_at"], redrives=row["redrives"])
         ctx = HandlerContext(settings=settings, job_try=job_try)
-        for handler in TOPIC_HANDLERS.get(row["topic"], []):
+        for handler in subscribers.handlers(row["topic"]):
             await handler(ctx, conn, ev)
     return "done", row["topic"]
 
@@ -60,7 +49,7 @@ async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
     settings: Settings = ctx["settings"]
     job_try = int(ctx.get("job_try", 1))
     try:
-        status, topic = await process(ctx["pool"], settings, outbox_id, job_try)
+        status, topic = await process(ctx["pool"], settings, ctx["outbox"], outbox_id, job_try)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         if job_try >= settings.outbox_max_tries:
@@ -78,9 +67,11 @@ async def handle_outbox(ctx: dict[str, Any], outbox_id: int) -> str:
 
 
 async def _after(ctx: dict[str, Any], outbox_id: int, status: str, topic: str | None) -> None:
-    if status == "done" and topic in notify_jobs.PLANNING_TOPICS and "queue" in ctx:
-        # Deliveries run as their own jobs; a crash right here is covered by the sweep.
-        await notify_jobs.enqueue_for_outbox(ctx["pool"], ctx["queue"], outbox_id)
+    if status == "done" and topic is not None:
+        # What the subscribers do after the commit (e.g. queue planned deliveries as their own
+        # jobs); a crash right here is covered by their sweep.
+        subscribers: Subscribers = ctx["outbox"]
+        await subscribers.after(ctx, outbox_id, topic)
 
 
 async def handle_outbox_batch(ctx: dict[str, Any], outbox_ids: list[int]) -> dict[str, int]:
@@ -94,7 +85,7 @@ async def handle_outbox_batch(ctx: dict[str, Any], outbox_ids: list[int]) -> dic
     counts: dict[str, int] = {}
     for outbox_id in outbox_ids:
         try:
-            status, topic = await process(ctx["pool"], settings, outbox_id, 1)
+            status, topic = await process(ctx["pool"], settings, ctx["outbox"], outbox_id, 1)
         except Exception as exc:  # noqa: BLE001 - any handler failure: the row retries alone
             delay = backoff_s(1, settings.outbox_retry_base_s, settings.outbox_retry_cap_s)
             log.warning("outbox_retry", outbox_id=outbox_id, try_=1, defer_s=round(delay, 3),
@@ -122,16 +113,15 @@ async def outbox_sweep(ctx: dict[str, Any]) -> dict[str, int]:
     counts = await relay.recover_orphans(ctx["pool"], ctx["queue"],
                                          settings.outbox_orphan_after_s,
                                          settings.outbox_sweep_limit)
-    counts["messages"] = await notify_jobs.enqueue_stuck(ctx["pool"], ctx["queue"],
-                                                         settings.outbox_orphan_after_s)
+    subscribers: Subscribers = ctx["outbox"]
+    counts.update(await subscribers.sweep(ctx))
     return counts
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Worker startup: the queue, outside-service clients, orphan recovery, the relay loop."""
+    """Worker startup: the queue, orphan recovery, the relay loop (``ctx["outbox"]`` is set)."""
     settings: Settings = ctx["settings"]
     ctx["queue"] = ArqQueue(ctx["redis"])
-    notify_jobs.open_clients(ctx)
     await outbox_sweep(ctx)
     ctx["relay_task"] = asyncio.create_task(relay.relay_forever(
         ctx["pool"], ctx["queue"], settings.outbox_batch_size, settings.outbox_poll_interval_s))
@@ -165,12 +155,9 @@ WORKER_FUNCTIONS: list[Any] = [
     # A batch is not retried as a whole: its failing rows leave as handle_outbox jobs.
     func(handle_outbox_batch, name=relay.BATCH_JOB, timeout=_settings.outbox_job_timeout_s,
          max_tries=3),
-    func(notify_jobs.deliver_message, name="deliver_message", timeout=120,
-         max_tries=_settings.outbox_max_tries + 1),
-    outbox_tick, outbox_sweep, *notify_jobs.CRON_FUNCTIONS,
+    outbox_tick, outbox_sweep,
 ]
 WORKER_CRON: list[Any] = [
     cron(outbox_tick, second=set(range(60)), timeout=30),
     cron(outbox_sweep, second={5, 25, 45}, timeout=60),
-    *notify_jobs.cron_jobs(_settings),
 ]

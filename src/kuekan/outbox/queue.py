@@ -7,7 +7,6 @@ class with these four methods.
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any, Literal, Protocol
 
 from arq.connections import ArqRedis
@@ -19,13 +18,6 @@ Recovery = Literal["queued", "enqueued", "released"]
 # Concurrent enqueues per batch: enough to hide Redis round trips, bounded so a batch of
 # thousands never opens thousands of connections.
 ENQUEUE_CONCURRENCY_MAX = 32
-
-
-def backoff_s(job_try: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
-    """Delay before try ``job_try + 1``: base·2^(try-1), capped, with ±20 % jitter."""
-    raw = min(cap_s, base_s * (2 ** max(0, job_try - 1)))
-    jitter = (rng or random).uniform(0.8, 1.2)
-    return float(min(cap_s, raw * jitter))
 
 
 def outbox_job_id(outbox_id: int, redrives: int = 0) -> str:

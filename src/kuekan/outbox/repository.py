@@ -15,6 +15,16 @@ Db = asyncpg.Pool | Conn
 _LOCK_NAMESPACE = 0x6B6F << 40
 
 
+async def emit(conn: Conn, topic: str, payload: dict[str, Any],
+               member_id: int | None = None) -> int:
+    """Write an outbox row in the caller's transaction (the effect and its event commit
+    together); returns its id. The one way Python emits an event; SQL functions that emit do
+    the same insert inside their own statement."""
+    return int(await conn.fetchval(
+        "insert into outbox (topic, member_id, payload) values ($1, $2, $3) returning id",
+        topic, member_id, payload))
+
+
 def lock_key(outbox_id: int) -> int:
     return _LOCK_NAMESPACE | outbox_id
 

@@ -10,9 +10,9 @@ from litestar.di import Provide
 from kuekan import audit
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import known
 from kuekan.outbox import repository as repo
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 
 class OutboxAdminController(Controller):
@@ -26,7 +26,7 @@ class OutboxAdminController(Controller):
                         cursor: str | None = None) -> dict[str, Any]:
         n = page_limit(request.app.state.settings, limit)
         items = await repo.list_dead(request.app.state.pool, status, parse_cursor(cursor), n)
-        nxt = str(items[-1]["outbox_id"]) if len(items) == n else None
+        nxt = next_cursor(items, n, lambda i: int(i["outbox_id"]))
         return {"items": items, "next_cursor": nxt}
 
     @post("/dead/{outbox_id:int}/redrive", status_code=202)
@@ -34,9 +34,7 @@ class OutboxAdminController(Controller):
                       outbox_id: int) -> dict[str, Any]:
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             if not await repo.redrive(conn, outbox_id, admin.scope):
-                raise DomainError("dead_letter_not_found", 404,
-                                  "No dead-lettered outbox row with this id",
-                                  "ไม่พบรายการที่ล้มเหลวนี้")
+                raise known("dead_letter_not_found")
             await audit.record(conn, admin.scope, "outbox.redrive", f"outbox:{outbox_id}", {})
         return {"outbox_id": outbox_id, "status": "redriven"}
 

@@ -75,13 +75,7 @@ async def tier_yearly_review(ctx: dict[str, Any], today: dt.date | None = None) 
 async def cleanup_qr_uses(ctx: dict[str, Any]) -> int:
     config = model.load_config()
     before = utcnow() - dt.timedelta(hours=config.qr_use_retention_h)
-    deleted = 0
-    for _ in range(1000):
-        n = await repo.delete_old_qr_uses(ctx["pool"], before)
-        deleted += n
-        if n < 10000:
-            break
-    return deleted
+    return await repo.delete_old_qr_uses(ctx["pool"], before)
 
 
 JOBS = [void_expired_coupons, expire_points, tier_yearly_review, cleanup_qr_uses]

@@ -7,19 +7,15 @@ from typing import Any
 
 import asyncpg
 
-from kuekan.errors import DomainError
+from kuekan.db.batches import delete_in_batches
 from kuekan.ledger.repository import call_json
-from kuekan.rewards.errors import localise
 
 Db = asyncpg.Pool | asyncpg.Connection
 
 
 async def _json(conn: Db, sql: str, *args: Any) -> dict[str, Any]:
-    """One jsonb-returning SQL function call; its refusals carry this domain's texts."""
-    try:
-        res: dict[str, Any] = await call_json(conn, sql, *args)
-    except DomainError as exc:
-        raise localise(exc) from None
+    """One jsonb-returning SQL function call; its refusals carry their catalogue texts."""
+    res: dict[str, Any] = await call_json(conn, sql, *args)
     return res
 
 REWARD_COLUMNS = """
@@ -172,8 +168,7 @@ async def tier_review(db: Db, today: dt.date, after_member: int,
     return await db.fetch("select * from kk_tier_review($1, $2, $3)", today, after_member, limit)
 
 
-async def delete_old_qr_uses(db: Db, before: dt.datetime) -> int:
-    status = await db.execute(
-        "delete from qr_uses where ctid in (select ctid from qr_uses where used_at < $1"
-        " limit 10000)", before)
-    return int(status.split()[-1])
+async def delete_old_qr_uses(db: Db, before: dt.datetime, *, batch_rows: int = 10_000,
+                             max_batches: int = 1000) -> int:
+    return await delete_in_batches(db, "qr_uses", "used_at < $1", before,
+                                   batch_rows=batch_rows, max_batches=max_batches)

@@ -15,12 +15,11 @@ from litestar.params import Parameter
 from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
-from kuekan.errors import DomainError
+from kuekan.errors import known
 from kuekan.kit.ttlcache import TtlCache
-from kuekan.pagination import page_limit, parse_cursor
+from kuekan.pagination import next_cursor, page_limit, parse_cursor
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
-from kuekan.rewards.errors import err
 from kuekan.rewards.schemas import (
     BatchIn,
     BatchOut,
@@ -67,7 +66,7 @@ async def _list(request: Request[Any, Any, Any], *, active_only: bool, merchant_
     rows = await repo.list_rewards(request.app.state.pool, active_only=active_only,
                                    merchant_id=merchant_id, after_id=parse_cursor(cursor), limit=n)
     items = [_reward_out(r) for r in rows]
-    return RewardList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+    return RewardList(items=items, next_cursor=next_cursor(items, n, lambda i: i.id))
 
 
 CATALOGUE_TTL_S = 5.0
@@ -130,7 +129,7 @@ class RewardsMemberController(Controller):
                            created_at=r["created_at"],
                            redeemed_merchant_id=r["redeemed_merchant_id"],
                            merchant_ids=list(r["merchant_ids"])) for r in rows]
-        return CouponList(items=items, next_cursor=str(items[-1].id) if len(items) == n else None)
+        return CouponList(items=items, next_cursor=next_cursor(items, n, lambda i: i.id))
 
     @get("/me/coupons/{coupon_id:int}/qr")
     async def coupon_qr_image(self, request: Request[Any, Any, Any], me: Principal,
@@ -139,7 +138,7 @@ class RewardsMemberController(Controller):
         svc = rewards_service(request)
         row = await repo.member_coupon(svc.pool, me.subject_id, coupon_id)
         if row is None:
-            raise err("coupon_not_found")
+            raise known("coupon_not_found")
         qr = segno.make(svc.coupon_qr(row["code"], row["expires_at"]), error="m")
         buf = io.BytesIO()
         qr.save(buf, kind=fmt, scale=8, border=2)
@@ -190,9 +189,9 @@ class AdminRewardsController(Controller):
         pool = request.app.state.pool
         ids = sorted(set(data.merchant_ids))
         if await repo.known_merchants(pool, ids) != set(ids):
-            raise err("unknown_merchants")
+            raise known("unknown_merchants")
         if data.min_tier is not None and not await repo.known_tier(pool, data.min_tier):
-            raise err("unknown_tier")
+            raise known("unknown_tier")
         async with pool.acquire() as conn:
             try:
                 rid = await repo.create_reward(
@@ -202,8 +201,7 @@ class AdminRewardsController(Controller):
                     coupon_valid_days=data.coupon_valid_days, min_tier=data.min_tier,
                     funder_id=data.funder_id, merchant_ids=ids)
             except asyncpg.ForeignKeyViolationError:
-                raise DomainError("funder_not_found", 422, "Unknown funder_id",
-                                  "ไม่พบผู้สนับสนุนแต้ม") from None
+                raise known("funder_not_found", 422) from None
             row = await repo.get_reward(conn, rid)
         assert row is not None
         return _reward_out(row)
@@ -220,7 +218,7 @@ class AdminRewardsController(Controller):
                   reward_id: int) -> RewardOut:
         row = await repo.get_reward(request.app.state.pool, reward_id)
         if row is None:
-            raise err("reward_not_found")
+            raise known("reward_not_found")
         return _reward_out(row)
 
     @patch("/{reward_id:int}")
@@ -235,14 +233,14 @@ class AdminRewardsController(Controller):
         if data.merchant_ids is not None:
             ids = sorted(set(data.merchant_ids))
             if await repo.known_merchants(pool, ids) != set(ids):
-                raise err("unknown_merchants")
+                raise known("unknown_merchants")
         async with pool.acquire() as conn, conn.transaction():
             try:
                 found = await repo.update_reward(conn, reward_id, fields, data.stock_delta)
             except asyncpg.CheckViolationError:
-                raise err("stock_negative") from None
+                raise known("stock_negative") from None
             if not found:
-                raise err("reward_not_found")
+                raise known("reward_not_found")
             if data.merchant_ids is not None:
                 await repo.set_reward_merchants(conn, reward_id, sorted(set(data.merchant_ids)))
             row = await repo.get_reward(conn, reward_id)
@@ -256,7 +254,7 @@ class AdminRewardsController(Controller):
         pool = request.app.state.pool
         async with pool.acquire() as conn:
             if not await repo.update_reward(conn, reward_id, {"status": "retired"}, None):
-                raise err("reward_not_found")
+                raise known("reward_not_found")
             row = await repo.get_reward(conn, reward_id)
         assert row is not None
         return _reward_out(row)

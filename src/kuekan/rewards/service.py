@@ -13,16 +13,15 @@ from typing import Any
 import asyncpg
 
 from kuekan.auth.tokens import Principal, TokenService
-from kuekan.errors import DomainError
-from kuekan.idempotency import request_hash
+from kuekan.errors import DomainError, known
+from kuekan.idempotency import Outcome, request_hash
 from kuekan.kit.clock import bangkok_day, utcnow
 from kuekan.kit.ttlcache import TtlCache
 from kuekan.ledger import repository as ledger_repo
-from kuekan.ledger.service import Ledger, Outcome
+from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.rewards import model
 from kuekan.rewards import repository as repo
-from kuekan.rewards.errors import err
 from kuekan.rewards.schemas import BatchIn, BatchItemOut, RedeemIn, ScanIn
 from kuekan.settings import Settings
 
@@ -67,7 +66,7 @@ class RewardsService:
         if text.startswith(model.COUPON_QR_PREFIX + "."):
             code = model.verify_coupon(text, self.settings.jwt_keys)
             if code is None:
-                raise err("coupon_qr_invalid")
+                raise known("coupon_qr_invalid")
             return code
         return model.normalize_code(text)
 
@@ -94,14 +93,14 @@ class RewardsService:
             try:  # a genuine token that was valid once is "expired", anything else "invalid"
                 self.tokens.decode(token, "member_qr", now=0.0)
             except DomainError:
-                raise err("member_token_invalid") from None
-            raise err("member_token_expired") from None
+                raise known("member_token_invalid") from None
+            raise known("member_token_expired") from None
         if claims.get("role") != "member":
-            raise err("member_token_invalid")
+            raise known("member_token_invalid")
         try:
             return MemberToken(int(claims["sub"]), claims.get("jti"))
         except (KeyError, ValueError):
-            raise err("member_token_invalid") from None
+            raise known("member_token_invalid") from None
 
     async def _merchant(self, merchant_id: int) -> asyncpg.Record:
         """The earn rule, cached briefly per process (admins rarely change it)."""
@@ -110,7 +109,7 @@ class RewardsService:
             return hit
         row = await repo.merchant_earn_rule(self.pool, merchant_id)
         if row is None or row["status"] != "active":
-            raise err("merchant_not_found")
+            raise known("merchant_not_found")
         self._merchants.put(merchant_id, row)
         return row
 
@@ -136,12 +135,12 @@ class RewardsService:
     async def _scan(self, staff: Principal, merchant_id: int, scope: str, key: str,
                     req_hash: str, data: ScanIn, scanned_at: dt.datetime | None) -> Outcome:
         if (data.purchase_thb is None) == (data.coupon_code is None):
-            raise err("scan_needs_one_action")
+            raise known("scan_needs_one_action")
         if scanned_at is not None:
             why = model.offline_refusal(scanned_at, utcnow(), self.config.offline_window_h,
                                         self.config.offline_future_skew_s)
             if why is not None:
-                raise err(why)
+                raise known(why)
         token = self.member_token(data.member_token, scanned_at)
         ref: dict[str, Any] = {"idem": f"{scope}:{key}", "merchant_id": merchant_id,
                                "staff_id": staff.subject_id}
@@ -164,14 +163,14 @@ class RewardsService:
                         scanned_at: dt.datetime | None, ref: dict[str, Any]) -> Outcome:
         ctx = await repo.scan_context(self.pool, token.member_id, staff.subject_id)
         if ctx is None:
-            raise err("member_token_invalid")
+            raise known("member_token_invalid")
         if ctx["is_self"]:
-            raise err("self_award_forbidden")
+            raise known("self_award_forbidden")
         merchant = await self._merchant(merchant_id)
         points = model.purchase_points(purchase_thb, merchant["thb_per_point"],
                                        merchant["min_spend_thb"], ctx["multiplier"])
         if points <= 0:
-            raise err("purchase_below_minimum")
+            raise known("purchase_below_minimum")
         day = bangkok_day(scanned_at)
         ref |= {"purchase_thb": str(purchase_thb), "tier": ctx["tier"],
                 "multiplier": str(ctx["multiplier"])}

@@ -122,6 +122,23 @@ async def _refused(http: httpx.AsyncClient, headers: dict[str, str], body: dict[
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_a_refusal_raised_in_sql_carries_the_missions_own_message(
+        http: httpx.AsyncClient, world: World) -> None:
+    # already_completed is decided by kk_mission_take (SQL), which knows only the code: the
+    # message must still be the mission's, not a generic "Already completed".
+    mission, _ = await _event(http, world, points=10, recurrence="once")
+    _, member = await world.member()
+    r = await http.post("/checkins", headers=member | idem(), json=_at(mission))
+    assert r.status_code == 201, r.text
+    again = await http.post("/checkins", headers=member | idem(), json=_at(mission))
+    assert again.status_code == 409, again.text
+    problem = again.json()
+    assert problem["code"] == "already_completed"
+    assert problem["message_en"] == "You have already completed this mission for this period"
+    assert problem["message_th"] == "คุณทำภารกิจนี้ครบแล้วในรอบนี้"
+    assert problem["title"] == problem["message_en"]
+
+
 async def test_every_refusal_code_is_reachable(http: httpx.AsyncClient, world: World,
                                                pool: asyncpg.Pool, settings: Settings) -> None:
     admin = await world.admin()

@@ -16,6 +16,7 @@ from kuekan.notify.line import LineClient
 from kuekan.outbox.jobs import handle_outbox
 from kuekan.outbox.queue import ArqQueue
 from kuekan.settings import Settings
+from kuekan.worker import OUTBOX
 from tests.fakes.line_server import FakeLineServer
 
 
@@ -49,7 +50,7 @@ async def line(line_server: FakeLineServer) -> AsyncIterator[LineClient]:
 def ctx(pool: asyncpg.Pool, fast_settings: Settings, arq_redis: ArqRedis) -> dict[str, Any]:
     """What a job receives from ARQ, minus the worker process."""
     return {"pool": pool, "settings": fast_settings, "queue": ArqQueue(arq_redis),
-            "job_try": 1, "line": None, "sms": None}
+            "job_try": 1, "line": None, "sms": None, "outbox": OUTBOX}
 
 
 async def add_outbox(pool: asyncpg.Pool, topic: str, payload: dict[str, Any],

@@ -1,4 +1,5 @@
-"""Outbox jobs: exactly-once handlers, retries with backoff, dead letters, re-drive, relay."""
+"""Outbox jobs: exactly-once handlers, retries with backoff, dead letters, re-drive, relay
+(the backoff rule itself: tests/unit/kit/test_backoff.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from arq.worker import Retry
 
 from kuekan.outbox import relay
 from kuekan.outbox.jobs import handle_outbox, handle_outbox_batch
-from kuekan.outbox.queue import backoff_s
 from tests.integration.workers.conftest import add_outbox
 
 
@@ -26,14 +26,6 @@ async def test_a_job_delivered_twice_has_one_effect(ctx: dict[str, Any],
     assert await handle_outbox(ctx, oid) == "done"
     assert await handle_outbox({**ctx, "job_try": 2}, oid) == "duplicate"
     assert await effects(pool, oid) == 1
-
-
-def test_backoff_grows_exponentially_and_is_capped() -> None:
-    delays = [backoff_s(t, 1.0, 30.0) for t in range(1, 10)]
-    assert 0.8 <= delays[0] <= 1.2
-    assert 3.2 <= delays[2] <= 4.8
-    assert max(delays) <= 30.0
-    assert delays[-1] >= 24.0
 
 
 async def test_failing_job_retries_then_dead_letters_and_redrive_completes_it(

@@ -1,10 +1,13 @@
-"""Refusal texts of this domain, for codes raised in Python and in the SQL of migration 0005."""
+"""Rewards' refusal codes, registered in the one catalogue (:mod:`kuekan.errors`).
+
+The package's ``__init__`` imports this module, so any use of the package registers them.
+"""
 
 from __future__ import annotations
 
-from kuekan.errors import DomainError
+from kuekan.errors import register
 
-TEXT: dict[str, tuple[int, str, str]] = {
+REFUSALS = register({
     "reward_not_found": (404, "Reward not found", "ไม่พบของรางวัล"),
     "reward_unavailable": (409, "This reward is no longer offered", "ของรางวัลนี้ไม่เปิดให้แลกแล้ว"),
     "out_of_stock": (409, "This reward is out of stock", "ของรางวัลหมดแล้ว"),
@@ -28,7 +31,6 @@ TEXT: dict[str, tuple[int, str, str]] = {
                              "พนักงานไม่สามารถให้แต้มกับบัญชีสมาชิกของตนเองได้"),
     "purchase_below_minimum": (409, "The purchase is below the merchant's minimum spend",
                                "ยอดซื้อต่ำกว่ายอดขั้นต่ำของร้าน"),
-    "merchant_not_found": (404, "Merchant not found", "ไม่พบร้านค้า"),
     "offline_window_expired": (409, "The offline scan is older than the offline window",
                                "รายการสแกนออฟไลน์เก่าเกินกว่าที่ระบบรับได้"),
     "scanned_at_in_future": (422, "scanned_at is in the future", "เวลาสแกนอยู่ในอนาคต"),
@@ -39,17 +41,4 @@ TEXT: dict[str, tuple[int, str, str]] = {
     "unknown_merchants": (422, "Some merchant_ids do not exist", "ไม่พบร้านค้าบางร้าน"),
     "unknown_tier": (422, "Unknown tier", "ไม่พบระดับสมาชิกนี้"),
     "stock_negative": (409, "Stock cannot go below zero", "จำนวนคงเหลือติดลบไม่ได้"),
-}
-
-
-def err(code: str) -> DomainError:
-    status, en, th = TEXT[code]
-    return DomainError(code, status, en, th)
-
-
-def localise(exc: DomainError) -> DomainError:
-    """Give a refusal raised in SQL (which knows only its code) this domain's messages."""
-    if exc.code not in TEXT:
-        return exc
-    status, en, th = TEXT[exc.code]
-    return DomainError(exc.code, exc.status or status, en, th, extra=exc.extra)
+})

@@ -1,4 +1,7 @@
-"""POST /auth/line (LINE Login / LIFF ID token → KueKan tokens) and POST /auth/refresh."""
+"""POST /auth/line (LINE Login / LIFF ID token → KueKan tokens) and POST /auth/refresh.
+
+Signing in finds or creates the member, so the controller belongs to the members domain;
+:mod:`kuekan.auth` keeps the tokens, LINE verification and guards every domain uses."""
 
 from __future__ import annotations
 
