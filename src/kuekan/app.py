@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
+from asyncpg.exceptions import _base as pg_base
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
@@ -39,6 +41,7 @@ from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.errors import DomainError
 from kuekan.idempotency import Gate
+from kuekan.inputguard import input_guard_middleware
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
@@ -99,6 +102,29 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     return _problem(exc.status_code, code, str(exc.detail), th, request)
 
 
+def unique_violation_handler(request: Request[Any, Any, Any],
+                             exc: asyncpg.UniqueViolationError) -> Response[Any]:
+    """A duplicate a caller provoked (a code, a name, a link that exists): 409, never a 500.
+
+    Routes that expect a duplicate answer it with their own code (``funder_code_taken``); this
+    is the answer for every other unique index, named by its constraint so it stays stable."""
+    constraint = exc.constraint_name or "unique"
+    metrics.REFUSALS.labels("already_exists").inc()
+    return _problem(409, "already_exists", "Something with the same unique value exists",
+                    "มีข้อมูลที่ซ้ำกันอยู่แล้ว", request, constraint=constraint)
+
+
+def out_of_range_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value past what PostgreSQL or Python's dates hold that no bound stopped earlier.
+
+    Bounds in kuekan.kit.bounds should refuse such input at decoding; this is the net under
+    them, logged so the missing bound gets added. The statement failed, so nothing was written
+    by it (its transaction rolled back)."""
+    log.warning("input_out_of_range", error=type(exc).__name__, path=request.url.path)
+    return _problem(422, "validation_failed", "Invalid request: a value is out of range",
+                    "ข้อมูลที่ส่งมาไม่ถูกต้อง: ค่าอยู่นอกช่วงที่รับได้", request)
+
+
 # Failures a retry with the same Idempotency-Key can get past: 503, never a 500.
 TRANSIENT_ERRORS = (
     asyncpg.exceptions.SerializationError, asyncpg.DeadlockDetectedError,
@@ -120,6 +146,12 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return _problem(500, "internal_error", "Internal error", "เกิดข้อผิดพลาดภายในระบบ", request)
 
 
+# A caller's X-Request-Id is kept only when it is short and plain; anything else (non-UTF-8,
+# over-long, spaces, markup) is replaced by a generated id before any log line or audit row
+# sees it.
+REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Bind a request id to every log line of the request and echo it as X-Request-Id.
 
@@ -133,9 +165,15 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        rid = next((v.decode() for k, v in scope.get("headers", []) if k == b"x-request-id"),
-                   None) or f"{prefix}{next(counter):x}"
-        structlog.contextvars.bind_contextvars(request_id=rid[:64])
+        given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
+        if given is not None and REQUEST_ID_OK.match(given):
+            rid = given.decode()
+        else:
+            rid = f"{prefix}{next(counter):x}"
+            if given is not None:  # downstream (the audit row) sees the id we answer with
+                scope["headers"] = [(k, rid.encode() if k == b"x-request-id" else v)
+                                    for k, v in scope["headers"]]
+        structlog.contextvars.bind_contextvars(request_id=rid)
 
         async def send_rid(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -214,7 +252,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],
         # The rate-limit middleware is left out entirely when limits are off (load tests).
-        middleware=[request_id_middleware, prometheus.middleware,
+        middleware=[request_id_middleware, input_guard_middleware, prometheus.middleware,
                     *([rate_limit_middleware] if settings.rate_limits else []),
                     audit_middleware],
         exception_handlers={
@@ -224,6 +262,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PermissionDeniedException: http_error_handler,
             NotFoundException: http_error_handler,
             HTTPException: http_error_handler,
+            asyncpg.UniqueViolationError: unique_violation_handler,
+            asyncpg.DataError: out_of_range_handler,
+            # asyncpg's client-side "invalid input for query argument" (e.g. int64 overflow);
+            # an InterfaceError, which would otherwise be answered as a transient 503.
+            pg_base.DataError: out_of_range_handler,
+            OverflowError: out_of_range_handler,
             Exception: internal_error_handler,
         },
         openapi_config=OpenAPIConfig(title="KueKan API", version="1.0.0", path="/schema"),

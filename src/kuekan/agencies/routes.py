@@ -17,6 +17,7 @@ from kuekan.agencies.schemas import KeyIn, WebhookIn
 from kuekan.analytics import service as analytics
 from kuekan.analytics.routes import access_guard, principal_of
 from kuekan.errors import DomainError, invalid, not_found
+from kuekan.kit.bounds import PathId
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
 To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
@@ -43,7 +44,7 @@ class AgencyAdminController(Controller):
         return {"items": [agency_service.key_out(r) for r in rows]}
 
     @delete("/keys/{key_id:int}", status_code=204, opt={"access": "pao"})
-    async def revoke_key(self, request: Request[Any, Any, Any], key_id: int) -> None:
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: PathId) -> None:
         if not await repo.revoke_key(request.app.state.pool, key_id):
             raise not_found("api_key", "คีย์ API")
 
@@ -69,7 +70,7 @@ class AgencyAdminController(Controller):
 
     @get("/webhooks/{webhook_id:int}/deliveries", opt={"access": "pao"})
     async def deliveries(self, request: Request[Any, Any, Any],
-                         webhook_id: int) -> dict[str, Any]:
+                         webhook_id: PathId) -> dict[str, Any]:
         rows = await repo.deliveries(request.app.state.pool, webhook_id, 200)
         return {"items": [dict(r) for r in rows]}
 

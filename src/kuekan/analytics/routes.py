@@ -29,6 +29,7 @@ from kuekan.analytics.schemas import (
 )
 from kuekan.auth.tokens import Principal, TokenService, unauthorized
 from kuekan.errors import DomainError
+from kuekan.kit.bounds import PathId, QueryId, QueryText
 from kuekan.kit.clock import bangkok_day
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
@@ -117,8 +118,8 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/journey", opt={"access": "aggregate"})
     async def journey(self, request: Request[Any, Any, Any], start: From = None,
-                      end: To = None, geofence_id: int | None = None,
-                      mission_id: int | None = None,
+                      end: To = None, geofence_id: QueryId = None,
+                      mission_id: QueryId = None,
                       within_h: Annotated[int, Parameter(ge=1, le=168)] = 24) -> dict[str, Any]:
         a, b = service.date_range(start, end, default_days=1)
         return await service.journey(request.app.state.pool, geofence_id, mission_id, a, b,
@@ -126,7 +127,7 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/campaigns/roi", opt={"access": "business"})
     async def roi(self, request: Request[Any, Any, Any], start: From = None, end: To = None,
-                  campaign: str | None = None,
+                  campaign: QueryText = None,
                   point_value_thb: Annotated[float, Parameter(gt=0, le=1000)] = 1.0
                   ) -> dict[str, Any]:
         a, b = service.date_range(start, end)
@@ -150,7 +151,7 @@ class AnalyticsAdminController(Controller):
         return {"items": model.redact(rows, p.role, p.org)}
 
     @get("/analytics/merchants/{merchant_id:int}/daily", opt={"access": "business"})
-    async def merchant_daily(self, request: Request[Any, Any, Any], merchant_id: int,
+    async def merchant_daily(self, request: Request[Any, Any, Any], merchant_id: PathId,
                              start: From = None, end: To = None) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         items = await service.merchant_report(request.app.state.pool, merchant_id, a, b)
@@ -191,7 +192,7 @@ class MerchantAnalyticsController(Controller):
     tags = ["merchant", "analytics"]
 
     @get("/daily", opt={"access": "shop"})
-    async def daily(self, request: Request[Any, Any, Any], merchant_id: int | None = None,
+    async def daily(self, request: Request[Any, Any, Any], merchant_id: QueryId = None,
                     start: From = None, end: To = None,
                     fmt: Annotated[ExportFormat | None, QueryParameter(name="format")] = None
                     ) -> Any:

@@ -27,6 +27,7 @@ from kuekan.geo.schemas import (
     GeofencePatch,
     ImportOut,
 )
+from kuekan.kit.bounds import PathId, QueryCursor
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -85,7 +86,7 @@ class AdminGeofenceController(Controller):
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
                    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-                   cursor: str | None = None, status: str | None = None,
+                   cursor: QueryCursor = None, status: str | None = None,
                    include_geometry: bool = False) -> GeofenceList:
         after = _cursor(cursor)
         rows = await repo.page(request.app.state.pool, after_id=after, limit=limit,
@@ -96,14 +97,14 @@ class AdminGeofenceController(Controller):
 
     @get("/{fence_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
-                      fence_id: int) -> GeofenceOut:
+                      fence_id: PathId) -> GeofenceOut:
         row = await repo.get(request.app.state.pool, fence_id)
         if row is None:
             raise not_found("geofence", "รั้วพิกัด")
         return _out(row)
 
     @patch("/{fence_id:int}")
-    async def update(self, request: Request[Any, Any, Any], admin: Principal, fence_id: int,
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                      data: GeofencePatch) -> GeofenceOut:
         pool = request.app.state.pool
         row = await repo.get(pool, fence_id)
@@ -124,7 +125,7 @@ class AdminGeofenceController(Controller):
 
     @delete("/{fence_id:int}", status_code=200)
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
-                      fence_id: int) -> GeofenceOut:
+                      fence_id: PathId) -> GeofenceOut:
         """Disable (never delete: check-ins keep referring to it)."""
         row = await repo.update(request.app.state.pool, fence_id, {"status": "disabled"})
         if row is None:
@@ -179,7 +180,7 @@ class AdminGeofenceController(Controller):
         return ImportOut(items=items, warnings=result.warnings, dry_run=dry_run)
 
     @post("/{fence_id:int}/test", status_code=200)
-    async def test_point(self, request: Request[Any, Any, Any], admin: Principal, fence_id: int,
+    async def test_point(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                          data: FenceTestIn) -> FenceTestOut:
         """The check-in decision for a position, also for a disabled fence (before it goes live)."""
         row = await repo.get(request.app.state.pool, fence_id)

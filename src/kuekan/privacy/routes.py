@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
@@ -22,8 +22,8 @@ EXPORT_TRANSFERS_MAX = 100_000
 
 
 class ConsentIn(msgspec.Struct):
-    purpose: str
-    version: str
+    purpose: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     granted: bool
 
 
