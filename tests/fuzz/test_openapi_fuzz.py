@@ -5,10 +5,15 @@ generates requests that fit the schema (positive) and requests that break it (ne
 types, out-of-range numbers, over-long strings, missing fields). The service must answer every
 one without a 5xx, and every 4xx must be ``application/problem+json`` with a ``code``.
 
-Budget: ``FUZZ_EXAMPLES`` requests per operation and caller for the callers the operation is
+Random generation rarely steps past a bound the schema does not state, so each operation also
+gets explicit edge cases (``_edge_cases``: ids past int64, NUL, over-long text, year 9999 in each
+parameter) and hostile twins of its first generated bodies (``_hostile_twin``).
+
+Budget: ``FUZZ_EXAMPLES`` generated requests per operation for the callers the operation is
 meant for, ``FUZZ_EXAMPLES_OTHER`` for callers its guard refuses (the request never gets past the
-guard, so a few are enough), no shrinking. 87 operations x 4 callers stay well under two minutes
-on the 2-core reference machine; ``KUEKAN_FUZZ_EXAMPLES`` raises the budget for a longer run.
+guard, so a few are enough), derandomized (the same cases every run), no shrinking. The four
+callers over ~90 operations take about a minute on the 2-core reference machine;
+``KUEKAN_FUZZ_EXAMPLES`` raises the budget for a longer run.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
@@ -30,9 +35,16 @@ from kuekan.members import repository as members_repo
 from kuekan.merchants import repository as merchants_repo
 from tests.conftest import World
 
-FUZZ_EXAMPLES = int(os.environ.get("KUEKAN_FUZZ_EXAMPLES", "12"))
+FUZZ_EXAMPLES = int(os.environ.get("KUEKAN_FUZZ_EXAMPLES", "25"))
 FUZZ_EXAMPLES_OTHER = max(2, FUZZ_EXAMPLES // 4)
-ROLE_BUDGET_S = 60.0 * max(1, FUZZ_EXAMPLES // 12)  # a tripwire, far above a normal run
+ROLE_BUDGET_S = 60.0 * max(1, FUZZ_EXAMPLES // 25)  # a tripwire, far above a normal run
+TWINS_PER_OPERATION = 2
+HOSTILE: dict[str, list[Any]] = {
+    "integer": [2**63, -(2**63) - 1, 2**64],
+    "string": ["a\x00b", "x" * 5000],
+    "date": ["9999-12-31", "0001-01-01"],
+    "date-time": ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00"],
+}
 PREFIX_BY_ROLE = {"admin": ("/api/v1/admin",), "merchant": ("/api/v1/merchant",),
                   "member": ("/api/v1/me", "/api/v1/missions", "/api/v1/checkins",
                              "/api/v1/rewards", "/api/v1/redemptions"),
@@ -76,17 +88,47 @@ def _problems(response: schemathesis.Response) -> str | None:
     return None
 
 
+def _kind(schema: dict[str, Any]) -> str:
+    for option in [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]:
+        types = option.get("type")
+        for kind in types if isinstance(types, list) else [types]:
+            if kind == "string" and option.get("format") in HOSTILE:
+                return str(option["format"])
+            if kind in HOSTILE:
+                return str(kind)
+    return ""
+
+
+def _edge_cases(operation: Any) -> list[Any]:
+    """Past-the-bound values in each path and query parameter, one parameter at a time: the
+    values random generation rarely reaches (a schema without bounds gives it nothing to step
+    past), and which once answered 500."""
+    plain = {p.name: 1 for p in operation.path_parameters}
+    cases = []
+    for where, params in (("path", operation.path_parameters), ("query", operation.query)):
+        for param in params:
+            for value in HOSTILE.get(_kind(param.definition.get("schema", {})), []):
+                if where == "path":
+                    cases.append(operation.Case(path_parameters={**plain, param.name: value}))
+                else:
+                    cases.append(operation.Case(path_parameters=plain, query={param.name: value}))
+    return cases
+
+
+def _hostile_twin(body: dict[str, Any]) -> dict[str, Any]:
+    """The same body with every top-level integer past int64 and every string carrying a NUL."""
+    return {k: (2**63 if isinstance(v, int) and not isinstance(v, bool)
+                else f"{v}\x00" if isinstance(v, str) else v) for k, v in body.items()}
+
+
 def _fuzz_operation(operation: Any, base_url: str, headers: dict[str, str], examples: int,
                     session: requests.Session) -> list[str]:
     failures: list[str] = []
+    twins_left = [TWINS_PER_OPERATION]
     strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
                          operation.as_strategy(GenerationMode.NEGATIVE))
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(case=strategy)
-    def run(case: Any) -> None:
+    def send(case: Any) -> None:
         try:
             response = case.call(base_url=base_url, session=session,
                                  headers={**headers, "Idempotency-Key": os.urandom(8).hex()},
@@ -99,6 +141,19 @@ def _fuzz_operation(operation: Any, base_url: str, headers: dict[str, str], exam
             failures.append(f"{operation.label}: {problem}\n    "
                             f"{case.as_curl_command(base_url=base_url)[:600]}")
 
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        send(case)
+        if twins_left[0] and isinstance(case.body, dict) and case.body:
+            twins_left[0] -= 1
+            send(operation.Case(path_parameters=case.path_parameters, query=case.query,
+                                body=_hostile_twin(case.body), media_type=case.media_type))
+
+    for edge in _edge_cases(operation):
+        run = example(case=edge)(run)
     run()
     return failures
 
