@@ -188,6 +188,24 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+# Every exception answered as problem+json, most specific first (Litestar matches the MRO).
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    ValidationException: validation_handler,
+    NotAuthorizedException: http_error_handler,
+    PermissionDeniedException: http_error_handler,
+    NotFoundException: http_error_handler,
+    HTTPException: http_error_handler,
+    asyncpg.UniqueViolationError: unique_violation_handler,
+    asyncpg.DataError: out_of_range_handler,
+    # asyncpg's client-side "invalid input for query argument" (e.g. int64 overflow);
+    # an InterfaceError, which would otherwise be answered as a transient 503.
+    pg_base.DataError: out_of_range_handler,
+    OverflowError: out_of_range_handler,
+    Exception: internal_error_handler,
+}
+
+
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -255,21 +273,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[request_id_middleware, input_guard_middleware, prometheus.middleware,
                     *([rate_limit_middleware] if settings.rate_limits else []),
                     audit_middleware],
-        exception_handlers={
-            DomainError: domain_error_handler,
-            ValidationException: validation_handler,
-            NotAuthorizedException: http_error_handler,
-            PermissionDeniedException: http_error_handler,
-            NotFoundException: http_error_handler,
-            HTTPException: http_error_handler,
-            asyncpg.UniqueViolationError: unique_violation_handler,
-            asyncpg.DataError: out_of_range_handler,
-            # asyncpg's client-side "invalid input for query argument" (e.g. int64 overflow);
-            # an InterfaceError, which would otherwise be answered as a transient 503.
-            pg_base.DataError: out_of_range_handler,
-            OverflowError: out_of_range_handler,
-            Exception: internal_error_handler,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="KueKan API", version="1.0.0", path="/schema"),
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"]),
         type_encoders={msgspec.Struct: msgspec.to_builtins},

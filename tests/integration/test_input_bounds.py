@@ -11,9 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from litestar import Litestar, post
+from litestar.testing import AsyncTestClient
 
+from kuekan.app import EXCEPTION_HANDLERS
 from kuekan.auth.tokens import Principal
 from kuekan.members import repository as members_repo
 from tests.conftest import World
@@ -155,3 +159,35 @@ async def test_a_hostile_request_id_is_replaced_by_a_generated_one(
 async def test_a_well_formed_request_id_is_echoed(http: httpx.AsyncClient) -> None:
     r = await http.get("/../../healthz", headers={"X-Request-Id": "abc-123_XYZ.9"})
     assert r.headers["x-request-id"] == "abc-123_XYZ.9"
+
+
+@pytest.mark.parametrize(("sql", "args", "status", "code"), [
+    ("insert into kk_net_probe values (1), (1)", (), 409, "already_exists"),
+    ("select $1::bigint", (2**63,), 422, "validation_failed"),
+    ("select $1::text", ("a\x00b",), 422, "validation_failed"),
+])
+async def test_storage_errors_a_caller_provokes_are_answered_as_problems_not_500(
+        pool: asyncpg.Pool, sql: str, args: tuple[Any, ...], status: int, code: str) -> None:
+    """The nets under the bounds: a unique violation is a 409 with a stable code, a value
+    PostgreSQL cannot hold a 422 — raised here by real PostgreSQL through the app's handlers."""
+
+    raised: list[Exception] = []
+    async with pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute("create temp table kk_net_probe (x int unique) on commit drop")
+                await conn.fetchval(sql, *args)
+        except Exception as exc:  # noqa: BLE001 - what the driver raised is the subject
+            raised.append(exc)
+    assert raised
+
+    @post("/probe", sync_to_thread=False)
+    def probe() -> None:
+        raise raised[0]
+
+    app = Litestar([probe], exception_handlers=EXCEPTION_HANDLERS)
+    async with AsyncTestClient(app) as client:
+        r = await client.post("/probe")
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
