@@ -80,8 +80,10 @@ def _problem(status: int, code: str, en: str, th: str, request: Request[Any, Any
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     metrics.REFUSALS.labels(exc.code).inc()
+    retry = exc.extra.get("retry_after_s") if exc.status == 429 else None
     return Response(content=exc.to_problem(request.url.path), status_code=exc.status,
-                    media_type=PROBLEM_JSON)
+                    media_type=PROBLEM_JSON,
+                    headers={"Retry-After": str(retry)} if retry is not None else None)
 
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

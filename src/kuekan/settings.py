@@ -48,6 +48,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limits: bool = True
     rate_limit_ip_per_min: int = 6000
     rate_limit_member_per_min: int = 120
+    # Reverse proxies (CIDRs, e.g. "10.0.0.0/8") whose X-Forwarded-For is believed: the per-IP
+    # limit then counts the client the proxy saw. Empty (the default): the header is ignored,
+    # since anyone can send it. KUEKAN_TRUSTED_PROXIES takes a comma-separated list.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     # Business limits.
     member_daily_cap_points: int = 1000
     budget_slices: int = 16
@@ -97,6 +101,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sms_api_key: str = ""
     otp_ttl_s: int = 300
     otp_attempts_max: int = 5
+    # OTP SMS a caller may ask for per fixed hour (kuekan.notify.otplimit): each one is a paid
+    # SMS to a number the caller picks, so one account, one phone and the whole service are
+    # each bounded.
+    otp_per_member_per_hour: int = 5
+    otp_per_phone_per_hour: int = 3
+    otp_global_per_hour: int = 2000
+    # Audit hash chain: each row's hash is an HMAC-SHA256 keyed with this secret, so rewriting
+    # rows and recomputing the chain needs the key (ops/RUNBOOK.md: rotating it). The prod
+    # value comes from KUEKAN_AUDIT_HMAC_KEY.
+    audit_hmac_key: str = "dev-audit-hmac-key-change-me"
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
     # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
@@ -116,7 +130,9 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
         raw = os.environ.get(f"KUEKAN_{name.upper()}")
         if raw is None:
             continue
-        if name == "jwt_keys":
+        if name == "trusted_proxies":
+            out[name] = [cidr.strip() for cidr in raw.split(",") if cidr.strip()]
+        elif name == "jwt_keys":
             # "kid1:secret1,kid2:secret2" keeps secrets out of files.
             out[name] = dict(pair.split(":", 1) for pair in raw.split(",") if ":" in pair)
         elif raw.lower() in {"off", "false", "no", "0"} and name in {"rate_limits", "log_json"}:

@@ -16,6 +16,7 @@ from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError
 from kuekan.kit.bounds import MessageBody, MessageTitle
+from kuekan.notify import otplimit
 from kuekan.notify import repository as repo
 from kuekan.notify.sms import normalize_msisdn
 from kuekan.notify.webhook import SIGNATURE_HEADER, parse_events, verify_signature
@@ -105,6 +106,7 @@ class PhoneOtpController(Controller):
         """Send a 6-digit code by SMS (through the outbox and the SMS adapter)."""
         phone = normalize_msisdn(data.phone)
         s = request.app.state.settings
+        await otplimit.take(request.app.state.redis, s, me.subject_id, phone)
         cid = uuid.uuid4()
         code = f"{secrets.randbelow(10**6):06d}"
         async with request.app.state.pool.acquire() as conn, conn.transaction():
