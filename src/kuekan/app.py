@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import itertools
 import re
 import secrets
@@ -24,10 +25,12 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kuekan import metrics, ratelimit
 from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
@@ -232,6 +235,22 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
                     status_code=200 if ok else 503)
 
 
+def proxy_middleware(settings: Settings) -> list[DefineMiddleware]:
+    """Believe X-Forwarded-For only from the configured proxies (``trusted_proxies``).
+
+    uvicorn's ProxyHeadersMiddleware takes the rightmost address not in those networks as the
+    client, so an address a client writes into the header itself is never taken while a
+    trusted proxy appended the real one. With no proxies configured the header is ignored:
+    otherwise anyone could pick the per-IP bucket they are counted in. ``kuekan serve`` turns
+    uvicorn's own handling off (it trusts 127.0.0.1 by default), so this is the only one."""
+    if not settings.trusted_proxies:
+        return []
+    for cidr in settings.trusted_proxies:
+        ipaddress.ip_network(cidr)  # a typo would otherwise silently trust nothing
+    proxy_headers: Any = ProxyHeadersMiddleware  # a plain ASGI3 class; Litestar's types differ
+    return [DefineMiddleware(proxy_headers, trusted_hosts=settings.trusted_proxies)]
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API application; storage is opened in the lifespan, once per process."""
     settings = settings or get_settings()
@@ -272,7 +291,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],
         # The rate-limit middleware is left out entirely when limits are off (load tests).
-        middleware=[request_id_middleware, input_guard_middleware, prometheus.middleware,
+        middleware=[*proxy_middleware(settings),
+                    request_id_middleware, input_guard_middleware, prometheus.middleware,
                     *([rate_limit_middleware] if settings.rate_limits else []),
                     audit_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
