@@ -76,5 +76,5 @@ def test_a_trusted_proxy_that_is_not_a_network_stops_the_start() -> None:
     settings = load_settings("test")
     bad = type(settings)(**{**{f: getattr(settings, f) for f in settings.__struct_fields__},
                             "trusted_proxies": ["10.0.0.0/33"]})
-    with pytest.raises(ValueError, match="10.0.0.0/33"):
+    with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
         proxy_middleware(bad)
