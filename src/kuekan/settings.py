@@ -52,6 +52,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # limit then counts the client the proxy saw. Empty (the default): the header is ignored,
     # since anyone can send it. KUEKAN_TRUSTED_PROXIES takes a comma-separated list.
     trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    # Networks agency webhooks may reach although not public (kuekan.agencies.outbound): only
+    # for local fakes in dev and test; empty in prod. KUEKAN_WEBHOOK_ALLOWED_NETWORKS: a list.
+    webhook_allowed_networks: list[str] = msgspec.field(default_factory=list)
     # Business limits.
     member_daily_cap_points: int = 1000
     budget_slices: int = 16
@@ -130,7 +133,7 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
         raw = os.environ.get(f"KUEKAN_{name.upper()}")
         if raw is None:
             continue
-        if name == "trusted_proxies":
+        if name in {"trusted_proxies", "webhook_allowed_networks"}:
             out[name] = [cidr.strip() for cidr in raw.split(",") if cidr.strip()]
         elif name == "jwt_keys":
             # "kid1:secret1,kid2:secret2" keeps secrets out of files.

@@ -55,8 +55,8 @@ class AgencyAdminController(Controller):
         bad = sorted(set(data.topics) - model.WEBHOOK_TOPICS)
         if bad:
             raise invalid(f"unknown topics {bad}; use {sorted(model.WEBHOOK_TOPICS)}")
-        if not agency_service.webhook_url_ok(data.url, state.settings.env):
-            raise invalid("the webhook URL must be https", "URL ของ webhook ต้องเป็น https")
+        await agency_service.check_webhook_url(data.url, state.settings.env,
+                                               state.settings.webhook_allowed_networks)
         key = await repo.get_key(state.pool, data.agency_key_id)
         if key is None or key["revoked_at"] is not None:
             raise not_found("api_key", "คีย์ API")
