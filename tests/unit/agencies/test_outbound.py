@@ -15,7 +15,8 @@ from kuekan.agencies import outbound
     "169.254.169.254",  # cloud metadata
     "100.100.100.200",  # shared address space (Alibaba metadata, carrier NAT)
     "fd00:ec2::254",  # AWS metadata over IPv6 (unique local)
-    "fe80::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "240.0.0.1", "255.255.255.255",
+    "fe80::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "240.0.0.1",  # noqa: S104
+    "255.255.255.255",
     "::ffff:127.0.0.1", "::ffff:10.0.0.1",  # IPv4-mapped
     "2002:7f00:1::",  # 6to4 around 127.0.0.1
     "64:ff9b::a00:1",  # NAT64 around 10.0.0.1
