@@ -110,10 +110,12 @@ class RewardsMemberController(Controller):
 
     @get("/me/qr")
     async def member_qr(self, request: Request[Any, Any, Any], me: Principal) -> MemberQrOut:
-        """A short-lived signed token for the merchant to scan; never the raw member id."""
+        """A short-lived signed token for the merchant to scan: signed, so the member id it
+        names cannot be changed, and without the LINE user id (its payload is readable by
+        every merchant that scans it, and a LINE id identifies the person beyond KueKan)."""
         state = request.app.state
         now = dt.datetime.now(dt.UTC)
-        token = state.tokens.issue(Principal("member", me.subject_id, me.line_sub),
+        token = state.tokens.issue(Principal("member", me.subject_id),
                                    typ="member_qr", now=now.timestamp())
         return MemberQrOut(token=token,
                            expires_at=now + dt.timedelta(seconds=state.settings.member_qr_ttl_s))
