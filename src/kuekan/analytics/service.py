@@ -33,6 +33,7 @@ from kuekan.errors import invalid
 from kuekan.kit.bounds import YEAR_MAX, YEAR_MIN, out_of_range
 from kuekan.kit.clock import BANGKOK, bangkok_day, utcnow
 from kuekan.kit.data import korat_data_dir
+from kuekan.kit.sheets import WORKBOOK_OPTIONS, csv_cell
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
 
@@ -449,13 +450,13 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
     if rows:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows[:model.EXPORT_ROWS_MAX])
+        w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows[:model.EXPORT_ROWS_MAX])
     return buf.getvalue().encode("utf-8-sig")  # the BOM makes Excel read Thai text right
 
 
 def to_xlsx(rows: list[dict[str, Any]], sheet: str) -> bytes:
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
+    book = xlsxwriter.Workbook(buf, WORKBOOK_OPTIONS)
     ws = book.add_worksheet(sheet[:31])
     bold = book.add_format({"bold": True})
     if rows:

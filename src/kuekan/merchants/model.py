@@ -13,6 +13,7 @@ import xlsxwriter
 
 from kuekan.errors import invalid
 from kuekan.kit.bounds import YEAR_MAX, YEAR_MIN, out_of_range
+from kuekan.kit.sheets import WORKBOOK_OPTIONS, csv_cell
 
 REPORT_DAYS_MAX = 366
 
@@ -83,14 +84,14 @@ def to_csv(columns: list[str], rows: Sequence[dict[str, Any]]) -> bytes:
     w = csv.writer(buf)
     w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
+        w.writerow([csv_cell(_cell(r.get(c))) for c in columns])
     return ("\ufeff" + buf.getvalue()).encode()  # BOM: Excel opens Thai text as UTF-8
 
 
 def to_xlsx(sheets: dict[str, tuple[list[str], Sequence[dict[str, Any]]]]) -> bytes:
     """An in-memory workbook, one sheet per entry, header row bold."""
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
+    book = xlsxwriter.Workbook(buf, WORKBOOK_OPTIONS)
     bold = book.add_format({"bold": True})
     for name, (columns, rows) in sheets.items():
         sheet = book.add_worksheet(name[:31])
