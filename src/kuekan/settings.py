@@ -114,6 +114,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # rows and recomputing the chain needs the key (ops/RUNBOOK.md: rotating it). The prod
     # value comes from KUEKAN_AUDIT_HMAC_KEY.
     audit_hmac_key: str = "dev-audit-hmac-key-change-me"
+    # Keys that sealed older rows, still accepted by verify-audit after a rotation.
+    audit_hmac_retired_keys: list[str] = msgspec.field(default_factory=list)
+    # Rows hashed before the chain was keyed (migration 0110) verify as plain SHA-256 up to
+    # this id; any later unkeyed row is a rewrite.
+    audit_legacy_max_id: int = 0
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
     # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
@@ -133,7 +138,7 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
         raw = os.environ.get(f"KUEKAN_{name.upper()}")
         if raw is None:
             continue
-        if name in {"trusted_proxies", "webhook_allowed_networks"}:
+        if name in {"trusted_proxies", "webhook_allowed_networks", "audit_hmac_retired_keys"}:
             out[name] = [cidr.strip() for cidr in raw.split(",") if cidr.strip()]
         elif name == "jwt_keys":
             # "kid1:secret1,kid2:secret2" keeps secrets out of files.
