@@ -27,7 +27,7 @@ from kuekan.geo.schemas import (
     GeofencePatch,
     ImportOut,
 )
-from kuekan.kit.bounds import PathId, QueryCursor
+from kuekan.kit.bounds import PathId, QueryCursor, QueryText
 from kuekan.logging import get_logger
 
 log = get_logger(__name__)
@@ -86,7 +86,7 @@ class AdminGeofenceController(Controller):
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
                    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-                   cursor: QueryCursor = None, status: str | None = None,
+                   cursor: QueryCursor = None, status: QueryText = None,
                    include_geometry: bool = False) -> GeofenceList:
         after = _cursor(cursor)
         rows = await repo.page(request.app.state.pool, after_id=after, limit=limit,
@@ -138,7 +138,8 @@ class AdminGeofenceController(Controller):
     async def import_file(
         self, request: Request[Any, Any, Any], admin: Principal,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-        dry_run: bool = False, kind: str = "custom",
+        dry_run: bool = False,
+        kind: Annotated[str, Parameter(max_length=32)] = "custom",
         max_accuracy_m: Annotated[float, Parameter(gt=0, le=5000)] = DEFAULT_MAX_ACCURACY_M,
         edge_tolerance_m: Annotated[float, Parameter(ge=0, le=1000)] = DEFAULT_EDGE_TOLERANCE_M,
     ) -> ImportOut:
