@@ -35,6 +35,7 @@ SECRET_ENV = (
     "KUEKAN_JWT_KEYS",
     "KUEKAN_LINE_CHANNEL_SECRET",
     "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
+    "KUEKAN_AUDIT_HMAC_KEY",
 )
 WORKER_HEALTH_CHECK = ["python", "-m", "kuekan", "worker", "--health-check"]
 DURATION = re.compile(r"^\d+[smhd]$")
