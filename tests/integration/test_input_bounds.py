@@ -191,3 +191,16 @@ async def test_storage_errors_a_caller_provokes_are_answered_as_problems_not_500
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == code
+
+
+async def test_a_vanishing_point_value_is_refused_not_divided_by(
+        http: httpx.AsyncClient, world: World) -> None:
+    """Found by the fuzzer: a point value of 1e-29 THB made the ROI overflow Decimal's
+    precision (a 500). A point is worth at least a satang."""
+    admin = await world.admin()
+    r = await http.get("/admin/analytics/campaigns/roi", headers=admin,
+                       params={"point_value_thb": "4.6094185006216086e-29"})
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_failed"
+    assert (await http.get("/admin/analytics/campaigns/roi", headers=admin,
+                           params={"point_value_thb": "0.01"})).status_code == 200

@@ -128,7 +128,7 @@ class AnalyticsAdminController(Controller):
     @get("/analytics/campaigns/roi", opt={"access": "business"})
     async def roi(self, request: Request[Any, Any, Any], start: From = None, end: To = None,
                   campaign: QueryText = None,
-                  point_value_thb: Annotated[float, Parameter(gt=0, le=1000)] = 1.0
+                  point_value_thb: Annotated[float, Parameter(ge=0.01, le=1000)] = 1.0
                   ) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         value = Decimal(str(point_value_thb))
