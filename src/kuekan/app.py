@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import gc
 import ipaddress
 import itertools
@@ -120,7 +121,7 @@ def unique_violation_handler(request: Request[Any, Any, Any],
 
 
 def out_of_range_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A value past what PostgreSQL or Python's dates hold that no bound stopped earlier.
+    """A value past what PostgreSQL, Python's dates or Decimal hold that no bound stopped.
 
     Bounds in kuekan.kit.bounds should refuse such input at decoding; this is the net under
     them, logged so the missing bound gets added. The statement failed, so nothing was written
@@ -207,6 +208,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     # an InterfaceError, which would otherwise be answered as a transient 503.
     pg_base.DataError: out_of_range_handler,
     OverflowError: out_of_range_handler,
+    decimal.InvalidOperation: out_of_range_handler,  # e.g. a quantize past Decimal's precision
     Exception: internal_error_handler,
 }
 
