@@ -17,24 +17,8 @@
 
 alter table audit_log add column key_id text;
 
-drop function kk_audit_append_many(jsonb);
-drop function kk_audit_append(text, text, text, jsonb);
+-- The unkeyed appenders go (their files left sql/functions), so nothing writes an unsealed row.
+drop function if exists kk_audit_append_many(jsonb);
+drop function if exists kk_audit_append(text, text, text, jsonb);
 
-create function kk_audit_prepare(p_details text[])
-returns table (id bigint, prev_hash text, at timestamptz, at_text text, details_text text)
-language plpgsql as $$
-declare
-    v_prev text;
-    v_details text;
-begin
-    perform pg_advisory_xact_lock(7364001);
-    select a.hash into v_prev from audit_log a order by a.id desc limit 1;
-    prev_hash := coalesce(v_prev, repeat('0', 64));
-    foreach v_details in array p_details loop
-        id := nextval('audit_log_id_seq');
-        at := date_trunc('microseconds', clock_timestamp());
-        at_text := to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-        details_text := coalesce(v_details::jsonb, '{}'::jsonb)::text;
-        return next;
-    end loop;
-end $$;
+-- kk_audit_prepare(): its current body is sql/functions/kk_audit_prepare.sql
