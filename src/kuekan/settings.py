@@ -156,7 +156,7 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
         if raw is None:
             continue
         if name in {"trusted_proxies", "webhook_allowed_networks", "audit_hmac_retired_keys"}:
-            out[name] = [cidr.strip() for cidr in raw.split(",") if cidr.strip()]
+            out[name] = [item.strip() for item in raw.split(",") if item.strip()]  # a list
         elif name == "jwt_keys":
             # "kid1:secret1,kid2:secret2" keeps secrets out of files.
             out[name] = dict(pair.split(":", 1) for pair in raw.split(",") if ":" in pair)
