@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import decimal
 import functools
 import gc
+import ipaddress
 import itertools
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +16,7 @@ from typing import Any
 import asyncpg
 import msgspec
 import structlog
+from asyncpg.exceptions import _base as pg_base
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
@@ -23,10 +27,12 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from kuekan import metrics, ratelimit
 from kuekan.agencies.routes import AgencyAdminController, AgencyStatsController
@@ -41,6 +47,7 @@ from kuekan.errors import DomainError, known
 from kuekan.fraud.routes import FraudAdminController
 from kuekan.geo.routes import AdminGeofenceController
 from kuekan.idempotency import Gate
+from kuekan.inputguard import input_guard_middleware
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
@@ -73,16 +80,18 @@ DOMAIN_ROUTES: list[Any] = [
 
 
 def _problem(code: str, request: Request[Any, Any, Any], status: int | None = None,
-             en: str | None = None, **extra: Any) -> Response[Any]:
-    exc = known(code, status, en=en, **extra)
+             en: str | None = None, th: str | None = None, **extra: Any) -> Response[Any]:
+    exc = known(code, status, en=en, th=th, **extra)
     return Response(content=exc.to_problem(request.url.path), status_code=exc.status,
                     media_type=PROBLEM_JSON)
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     metrics.REFUSALS.labels(exc.code).inc()
+    retry = exc.extra.get("retry_after_s") if exc.status == 429 else None
     return Response(content=exc.to_problem(request.url.path), status_code=exc.status,
-                    media_type=PROBLEM_JSON)
+                    media_type=PROBLEM_JSON,
+                    headers={"Retry-After": str(retry)} if retry is not None else None)
 
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -101,6 +110,28 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
 # Litestar's own HTTP errors by status; their codes and Thai texts are in the catalogue.
 HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               413: "payload_too_large", 415: "unsupported_media_type"}
+
+
+def unique_violation_handler(request: Request[Any, Any, Any],
+                             exc: asyncpg.UniqueViolationError) -> Response[Any]:
+    """A duplicate a caller provoked (a code, a name, a link that exists): 409, never a 500.
+
+    Routes that expect a duplicate answer it with their own code (``funder_code_taken``); this
+    is the answer for every other unique index, named by its constraint so it stays stable."""
+    constraint = exc.constraint_name or "unique"
+    metrics.REFUSALS.labels("already_exists").inc()
+    return _problem("already_exists", request, constraint=constraint)
+
+
+def out_of_range_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value past what PostgreSQL, Python's dates or Decimal hold that no bound stopped.
+
+    Bounds in kuekan.kit.bounds should refuse such input at decoding; this is the net under
+    them, logged so the missing bound gets added. The statement failed, so nothing was written
+    by it (its transaction rolled back)."""
+    log.warning("input_out_of_range", error=type(exc).__name__, path=request.url.path)
+    return _problem("validation_failed", request, en="Invalid request: a value is out of range",
+                    th="ข้อมูลที่ส่งมาไม่ถูกต้อง: ค่าอยู่นอกช่วงที่รับได้")
 
 
 # Failures a retry with the same Idempotency-Key can get past: 503, never a 500.
@@ -122,6 +153,12 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return _problem("internal_error", request)
 
 
+# A caller's X-Request-Id is kept only when it is short and plain; anything else (non-UTF-8,
+# over-long, spaces, markup) is replaced by a generated id before any log line or audit row
+# sees it.
+REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Bind a request id to every log line of the request and echo it as X-Request-Id.
 
@@ -135,9 +172,15 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        rid = next((v.decode() for k, v in scope.get("headers", []) if k == b"x-request-id"),
-                   None) or f"{prefix}{next(counter):x}"
-        structlog.contextvars.bind_contextvars(request_id=rid[:64])
+        given = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
+        if given is not None and REQUEST_ID_OK.match(given):
+            rid = given.decode()
+        else:
+            rid = f"{prefix}{next(counter):x}"
+            if given is not None:  # downstream (the audit row) sees the id we answer with
+                scope["headers"] = [(k, rid.encode() if k == b"x-request-id" else v)
+                                    for k, v in scope["headers"]]
+        structlog.contextvars.bind_contextvars(request_id=rid)
 
         async def send_rid(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -150,6 +193,25 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             structlog.contextvars.clear_contextvars()
 
     return middleware
+
+
+# Every exception answered as problem+json, most specific first (Litestar matches the MRO).
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    ValidationException: validation_handler,
+    NotAuthorizedException: http_error_handler,
+    PermissionDeniedException: http_error_handler,
+    NotFoundException: http_error_handler,
+    HTTPException: http_error_handler,
+    asyncpg.UniqueViolationError: unique_violation_handler,
+    asyncpg.DataError: out_of_range_handler,
+    # asyncpg's client-side "invalid input for query argument" (e.g. int64 overflow);
+    # an InterfaceError, which would otherwise be answered as a transient 503.
+    pg_base.DataError: out_of_range_handler,
+    OverflowError: out_of_range_handler,
+    decimal.InvalidOperation: out_of_range_handler,  # e.g. a quantize past Decimal's precision
+    Exception: internal_error_handler,
+}
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -174,6 +236,22 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     ok = all(v == "ok" for v in checks.values())
     return Response(content={"status": "ready" if ok else "not_ready", **checks},
                     status_code=200 if ok else 503)
+
+
+def proxy_middleware(settings: Settings) -> list[DefineMiddleware]:
+    """Believe X-Forwarded-For only from the configured proxies (``trusted_proxies``).
+
+    uvicorn's ProxyHeadersMiddleware takes the rightmost address not in those networks as the
+    client, so an address a client writes into the header itself is never taken while a
+    trusted proxy appended the real one. With no proxies configured the header is ignored:
+    otherwise anyone could pick the per-IP bucket they are counted in. ``kuekan serve`` turns
+    uvicorn's own handling off (it trusts 127.0.0.1 by default), so this is the only one."""
+    if not settings.trusted_proxies:
+        return []
+    for cidr in settings.trusted_proxies:
+        ipaddress.ip_network(cidr)  # a typo would otherwise silently trust nothing
+    proxy_headers: Any = ProxyHeadersMiddleware  # a plain ASGI3 class; Litestar's types differ
+    return [DefineMiddleware(proxy_headers, trusted_hosts=settings.trusted_proxies)]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -219,18 +297,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],
         # The rate-limit middleware is left out entirely when limits are off (load tests).
-        middleware=[request_id_middleware, prometheus.middleware,
+        middleware=[*proxy_middleware(settings),
+                    request_id_middleware, input_guard_middleware, prometheus.middleware,
                     *([rate_limit_middleware] if settings.rate_limits else []),
                     audit_middleware],
-        exception_handlers={
-            DomainError: domain_error_handler,
-            ValidationException: validation_handler,
-            NotAuthorizedException: http_error_handler,
-            PermissionDeniedException: http_error_handler,
-            NotFoundException: http_error_handler,
-            HTTPException: http_error_handler,
-            Exception: internal_error_handler,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(title="KueKan API", version="1.0.0", path="/schema"),
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["*"]),
         type_encoders={msgspec.Struct: msgspec.to_builtins},

@@ -118,6 +118,8 @@ SHARED = register({
     "payload_too_large": (413, "Request body too large", "ข้อมูลมีขนาดใหญ่เกินไป"),
     "unsupported_media_type": (415, "Unsupported media type", "ไม่รองรับชนิดข้อมูลนี้"),
     "http_error": (400, "Bad request", "คำขอไม่ถูกต้อง"),
+    "already_exists": (409, "Something with the same unique value exists",
+                       "มีข้อมูลที่ซ้ำกันอยู่แล้ว"),
     "rate_limited": (429, "Too many requests", "มีคำขอมากเกินไป โปรดลองใหม่ภายหลัง"),
     # Authentication and roles (kuekan.auth).
     "unauthorized": (401, "Missing, invalid or expired token", "โทเค็นไม่ถูกต้องหรือหมดอายุ"),

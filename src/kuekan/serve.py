@@ -20,9 +20,11 @@ from typing import Any
 
 import uvicorn
 
+# proxy_headers off: uvicorn would believe X-Forwarded-For from 127.0.0.1 by default; the app
+# believes it only from the configured trusted_proxies (kuekan.app.proxy_middleware).
 UVICORN_OPTIONS: dict[str, Any] = {
     "factory": True, "loop": "uvloop", "http": "httptools", "access_log": False,
-    "timeout_keep_alive": 75, "log_level": "warning",
+    "timeout_keep_alive": 75, "log_level": "warning", "proxy_headers": False,
 }
 
 

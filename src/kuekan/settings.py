@@ -58,6 +58,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limits: bool = True
     rate_limit_ip_per_min: int = 6000
     rate_limit_member_per_min: int = 120
+    # Reverse proxies (CIDRs, e.g. "10.0.0.0/8") whose X-Forwarded-For is believed: the per-IP
+    # limit then counts the client the proxy saw. Empty (the default): the header is ignored,
+    # since anyone can send it. KUEKAN_TRUSTED_PROXIES takes a comma-separated list.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    # Networks agency webhooks may reach although not public (kuekan.agencies.outbound): only
+    # for local fakes in dev and test; empty in prod. KUEKAN_WEBHOOK_ALLOWED_NETWORKS: a list.
+    webhook_allowed_networks: list[str] = msgspec.field(default_factory=list)
     # Business limits.
     member_daily_cap_points: int = 1000
     budget_slices: int = 16
@@ -107,6 +114,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     sms_api_key: str = ""
     otp_ttl_s: int = 300
     otp_attempts_max: int = 5
+    # OTP SMS a caller may ask for per fixed hour (kuekan.notify.otplimit): each one is a paid
+    # SMS to a number the caller picks, so one account, one phone and the whole service are
+    # each bounded.
+    otp_per_member_per_hour: int = 5
+    otp_per_phone_per_hour: int = 3
+    otp_global_per_hour: int = 2000
+    # Audit hash chain: each row's hash is an HMAC-SHA256 keyed with this secret, so rewriting
+    # rows and recomputing the chain needs the key (ops/RUNBOOK.md: rotating it). The prod
+    # value comes from KUEKAN_AUDIT_HMAC_KEY.
+    audit_hmac_key: str = "dev-audit-hmac-key-change-me"
+    # Keys that sealed older rows, still accepted by verify-audit after a rotation.
+    audit_hmac_retired_keys: list[str] = msgspec.field(default_factory=list)
+    # Rows hashed before the chain was keyed (migration 0110) verify as plain SHA-256 up to
+    # this id; any later unkeyed row is a rewrite.
+    audit_legacy_max_id: int = 0
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
     # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
@@ -133,7 +155,9 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
         raw = os.environ.get(f"KUEKAN_{name.upper()}")
         if raw is None:
             continue
-        if name == "jwt_keys":
+        if name in {"trusted_proxies", "webhook_allowed_networks", "audit_hmac_retired_keys"}:
+            out[name] = [item.strip() for item in raw.split(",") if item.strip()]  # a list
+        elif name == "jwt_keys":
             # "kid1:secret1,kid2:secret2" keeps secrets out of files.
             out[name] = dict(pair.split(":", 1) for pair in raw.split(",") if ":" in pair)
         elif raw.lower() in {"off", "false", "no", "0"} and name in {"rate_limits", "log_json"}:
@@ -167,13 +191,14 @@ PROD_SECRETS = (
     "KUEKAN_DATABASE_URL", "KUEKAN_MIGRATE_DATABASE_URL", "KUEKAN_REDIS_URL",
     "KUEKAN_JWT_KEYS", "KUEKAN_JWT_ACTIVE_KID", "KUEKAN_LINE_CHANNEL_ID",
     "KUEKAN_LINE_CHANNEL_SECRET", "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
-    "KUEKAN_PRIVACY_PSEUDONYM_SALT",
+    "KUEKAN_PRIVACY_PSEUDONYM_SALT", "KUEKAN_AUDIT_HMAC_KEY",
 )
 
 # Secrets and their development defaults: in prod, none may keep its default.
 _DEV_DEFAULTS = Settings()
-_SECRETS = ("line_channel_secret", "line_channel_id", "privacy_pseudonym_salt")
-_HMAC_KEYS = ("privacy_pseudonym_salt",)
+_SECRETS = ("line_channel_secret", "line_channel_id", "privacy_pseudonym_salt",
+            "audit_hmac_key")
+_HMAC_KEYS = ("privacy_pseudonym_salt", "audit_hmac_key")
 
 
 def unsafe_for_prod(settings: Settings) -> list[str]:

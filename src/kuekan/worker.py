@@ -34,7 +34,7 @@ from kuekan.missions import jobs as missions_jobs
 from kuekan.notify import jobs as notify_jobs
 from kuekan.outbox import jobs as outbox_jobs
 from kuekan.outbox.handlers import Subscribers
-from kuekan.outbox.queue import arq_redis
+from kuekan.outbox.queue import arq_redis, job_deserializer, job_serializer
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
 from kuekan.worker_metrics import instrument_all, serve_metrics
@@ -125,6 +125,9 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url)
+    # JSON, never pickle, for jobs and results (kuekan.outbox.queue.job_serializer).
+    job_serializer = staticmethod(job_serializer)
+    job_deserializer = staticmethod(job_deserializer)
     max_jobs = 50
     job_timeout = 300
     max_tries = 8

@@ -103,7 +103,8 @@ def test_installed_wheel_migrates_seeds_serves_awards_and_checks(
         KUEKAN_MIGRATE_DATABASE_URL=owner_dsn, KUEKAN_REDIS_URL=redis_url,
         KUEKAN_JWT_KEYS=f"k1:{key}", KUEKAN_JWT_ACTIVE_KID="k1",
         KUEKAN_LINE_CHANNEL_SECRET=secrets.token_hex(16), KUEKAN_LINE_CHANNEL_ID="2009999999",
-        KUEKAN_PRIVACY_PSEUDONYM_SALT=secrets.token_hex(32))
+        KUEKAN_PRIVACY_PSEUDONYM_SALT=secrets.token_hex(32),
+        KUEKAN_AUDIT_HMAC_KEY=secrets.token_hex(32))
     # Demo data and development tokens are dev/test tools: run them as the owner in dev.
     dev = {**prod, "KUEKAN_ENV": "dev", "KUEKAN_DATABASE_URL": owner_dsn}
 

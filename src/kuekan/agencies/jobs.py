@@ -13,4 +13,5 @@ async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     client = ctx.get("kk_webhook_client")
     if client is None:
         client = ctx["kk_webhook_client"] = httpx.AsyncClient(follow_redirects=False)
-    return await service.deliver_due(ctx["pool"], client)
+    return await service.deliver_due(ctx["pool"], client,
+                                     ctx["settings"].webhook_allowed_networks)

@@ -18,6 +18,7 @@ from kuekan.analytics import service as analytics
 from kuekan.analytics.model import allowed
 from kuekan.auth.guards import policy_guard, principal_of
 from kuekan.errors import invalid, known
+from kuekan.kit.bounds import PathId
 
 From = Annotated[dt.date | None, QueryParameter(name="from", required=False)]
 To = Annotated[dt.date | None, QueryParameter(name="to", required=False)]
@@ -44,7 +45,7 @@ class AgencyAdminController(Controller):
         return {"items": [agency_service.key_out(r) for r in rows]}
 
     @delete("/keys/{key_id:int}", status_code=204, opt={"access": "pao"})
-    async def revoke_key(self, request: Request[Any, Any, Any], key_id: int) -> None:
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: PathId) -> None:
         if not await repo.revoke_key(request.app.state.pool, key_id):
             raise known("api_key_not_found")
 
@@ -55,8 +56,8 @@ class AgencyAdminController(Controller):
         bad = sorted(set(data.topics) - model.WEBHOOK_TOPICS)
         if bad:
             raise invalid(f"unknown topics {bad}; use {sorted(model.WEBHOOK_TOPICS)}")
-        if not agency_service.webhook_url_ok(data.url, state.settings.env):
-            raise invalid("the webhook URL must be https", "URL ของ webhook ต้องเป็น https")
+        await agency_service.check_webhook_url(data.url, state.settings.env,
+                                               state.settings.webhook_allowed_networks)
         key = await repo.get_key(state.pool, data.agency_key_id)
         if key is None or key["revoked_at"] is not None:
             raise known("api_key_not_found")
@@ -70,7 +71,7 @@ class AgencyAdminController(Controller):
 
     @get("/webhooks/{webhook_id:int}/deliveries", opt={"access": "pao"})
     async def deliveries(self, request: Request[Any, Any, Any],
-                         webhook_id: int) -> dict[str, Any]:
+                         webhook_id: PathId) -> dict[str, Any]:
         rows = await repo.deliveries(request.app.state.pool, webhook_id, 200)
         return {"items": [dict(r) for r in rows]}
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 from kuekan.agencies.model import Scope
+from kuekan.kit.bounds import Id, Short
 
 AgencyName = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000)]
@@ -18,6 +19,6 @@ class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WebhookIn(msgspec.Struct, forbid_unknown_fields=True):
-    agency_key_id: int
+    agency_key_id: Id
     url: Url
-    topics: Annotated[list[str], msgspec.Meta(min_length=1, max_length=8)]
+    topics: Annotated[list[Short], msgspec.Meta(min_length=1, max_length=8)]

@@ -29,6 +29,7 @@ from kuekan.auth.guards import policy_guard, principal_of
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, known
 from kuekan.kit import export
+from kuekan.kit.bounds import PathId, QueryId, QueryText
 from kuekan.kit.clock import bangkok_day
 from kuekan.pagination import page_limit
 
@@ -103,8 +104,8 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/journey", opt={"access": "aggregate"})
     async def journey(self, request: Request[Any, Any, Any], start: From = None,
-                      end: To = None, geofence_id: int | None = None,
-                      mission_id: int | None = None,
+                      end: To = None, geofence_id: QueryId = None,
+                      mission_id: QueryId = None,
                       within_h: Annotated[int, Parameter(ge=1, le=168)] = 24) -> dict[str, Any]:
         a, b = service.date_range(start, end, default_days=1)
         return await service.journey(request.app.state.pool, geofence_id, mission_id, a, b,
@@ -112,8 +113,8 @@ class AnalyticsAdminController(Controller):
 
     @get("/analytics/campaigns/roi", opt={"access": "business"})
     async def roi(self, request: Request[Any, Any, Any], start: From = None, end: To = None,
-                  campaign: str | None = None,
-                  point_value_thb: Annotated[float, Parameter(gt=0, le=1000)] = 1.0
+                  campaign: QueryText = None,
+                  point_value_thb: Annotated[float, Parameter(ge=0.01, le=1000)] = 1.0
                   ) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         value = Decimal(str(point_value_thb))
@@ -136,7 +137,7 @@ class AnalyticsAdminController(Controller):
         return {"items": model.redact(rows, p.role, p.org)}
 
     @get("/analytics/merchants/{merchant_id:int}/daily", opt={"access": "business"})
-    async def merchant_daily(self, request: Request[Any, Any, Any], merchant_id: int,
+    async def merchant_daily(self, request: Request[Any, Any, Any], merchant_id: PathId,
                              start: From = None, end: To = None) -> dict[str, Any]:
         a, b = service.date_range(start, end)
         items = await service.merchant_report(request.app.state.pool, merchant_id, a, b)
@@ -177,7 +178,7 @@ class MerchantAnalyticsController(Controller):
     tags = ["merchant", "analytics"]
 
     @get("/daily", opt={"access": "shop"})
-    async def daily(self, request: Request[Any, Any, Any], merchant_id: int | None = None,
+    async def daily(self, request: Request[Any, Any, Any], merchant_id: QueryId = None,
                     start: From = None, end: To = None,
                     fmt: Annotated[ExportFormat | None, QueryParameter(name="format")] = None
                     ) -> Any:

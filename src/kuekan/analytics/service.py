@@ -26,6 +26,7 @@ from kuekan.analytics import repository as repo
 from kuekan.analytics.model import Event
 from kuekan.errors import invalid
 from kuekan.geo.districts import districts
+from kuekan.kit.years import YEAR_MAX, YEAR_MIN, out_of_range
 from kuekan.kit.clock import BANGKOK, bangkok_day, utcnow
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
@@ -271,8 +272,17 @@ async def dashboard(pool: asyncpg.Pool, redis: aioredis.Redis) -> dict[str, Any]
 # --------------------------------------------------------------------------------------------
 # Reports (on rollup tables).
 
+def check_years(*days: dt.date | None) -> None:
+    """Days a caller names stay in YEAR_MIN..YEAR_MAX (date arithmetic near year 9999
+    overflowed into a 500)."""
+    if any(out_of_range(d) for d in days):
+        raise invalid(f"dates must be between {YEAR_MIN} and {YEAR_MAX}",
+                      f"วันที่ต้องอยู่ระหว่างปี {YEAR_MIN} ถึง {YEAR_MAX}")
+
+
 def date_range(start: dt.date | None, end: dt.date | None,
                default_days: int = 30) -> tuple[dt.date, dt.date]:
+    check_years(start, end)
     end = end or bangkok_day()
     start = start or end - dt.timedelta(days=default_days - 1)
     if start > end:
@@ -284,6 +294,7 @@ def date_range(start: dt.date | None, end: dt.date | None,
 
 
 async def engagement(pool: asyncpg.Pool, day: dt.date) -> dict[str, Any]:
+    check_years(day)
     prev_start, cur_start, _ = model.return_windows(day)
     r = await repo.engagement(pool, day, prev_start, cur_start)
     return {"day": day.isoformat(), "dau": r["dau"], "mau": r["mau"],

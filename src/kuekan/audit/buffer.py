@@ -3,9 +3,9 @@
 Each admin or merchant request used to append its audit row in its own transaction under the
 chain's global lock; at the evening scan peak that serialised every request on one lock. Rows
 now wait at most ``FLUSH_INTERVAL_S`` in a bounded queue and are appended together, in arrival
-order, by ``kk_audit_append_many``. A full queue never drops a row: the request then writes its
-row itself. Shutdown drains the queue. (Explicit ``record()`` calls inside a domain transaction
-are unchanged: they commit with their action.)
+order, by one ``kuekan.audit.append`` call. A full queue never drops a row: the request then
+writes its row itself. Shutdown drains the queue. (Explicit ``record()`` calls inside a domain
+transaction are unchanged: they commit with their action.)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from kuekan.audit import record
+from kuekan.audit import append, record
 from kuekan.kit.tasks import cancel_and_wait
 from kuekan.logging import get_logger
 
@@ -26,8 +26,9 @@ FLUSH_INTERVAL_S = 0.01
 
 
 class AuditBuffer:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, key: str) -> None:
         self._pool = pool
+        self._key = key
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_ROWS_MAX)
         self._task: asyncio.Task[None] | None = None
 
@@ -52,7 +53,9 @@ class AuditBuffer:
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(3):
             try:
-                await self._pool.fetchval("select kk_audit_append_many($1)", batch)
+                async with self._pool.acquire() as conn, conn.transaction():
+                    await append(conn, [(r["actor"], r["action"], r["subject"], r["details"])
+                                        for r in batch], self._key)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("audit_batch_retry", rows=len(batch), attempt=attempt,
                             error=type(exc).__name__)
@@ -72,7 +75,7 @@ class AuditBuffer:
 
 
 async def startup(app: Any) -> None:
-    app.state.audit_buffer = AuditBuffer(app.state.pool)
+    app.state.audit_buffer = AuditBuffer(app.state.pool, app.state.settings.audit_hmac_key)
     app.state.audit_buffer.start()
 
 

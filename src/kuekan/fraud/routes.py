@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -12,21 +12,30 @@ from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
 from kuekan.fraud import repository as repo
 from kuekan.fraud import service
+from kuekan.kit.bounds import (
+    Note,
+    PathId,
+    QueryCursor,
+    QueryId,
+    QueryLimit,
+    QueryText,
+    Reason,
+)
 from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
 
 class HoldIn(msgspec.Struct):
-    reason: str = msgspec.field(default="manual")
+    reason: Reason = msgspec.field(default="manual")
 
 
 class DecisionIn(msgspec.Struct):
-    note: str | None = None
+    note: Note | None = None
 
 
 class BlacklistIn(msgspec.Struct):
     kind: Literal["member", "device", "merchant"]
-    value: str
-    reason: str
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    reason: Reason
 
 
 def _page(rows: list[Any], n: int) -> dict[str, Any]:
@@ -41,8 +50,8 @@ class FraudAdminController(Controller):
 
     @get("/fraud/alerts")
     async def alerts(self, request: Request[Any, Any, Any], admin: Principal,
-                     member_id: int | None = None, rule: str | None = None,
-                     limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+                     member_id: QueryId = None, rule: QueryText = None,
+                     limit: QueryLimit = None, cursor: QueryCursor = None) -> dict[str, Any]:
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.list_alerts(request.app.state.pool, member_id, rule,
                                       parse_cursor(cursor), n)
@@ -50,19 +59,19 @@ class FraudAdminController(Controller):
 
     @get("/fraud/reviews")
     async def reviews(self, request: Request[Any, Any, Any], admin: Principal,
-                      status: str | None = "open", limit: int | None = None,
-                      cursor: str | None = None) -> dict[str, Any]:
+                      status: QueryText = "open", limit: QueryLimit = None,
+                      cursor: QueryCursor = None) -> dict[str, Any]:
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.list_reviews(request.app.state.pool, status, parse_cursor(cursor), n)
         return _page(rows, n)
 
     @post("/fraud/reviews/{review_id:int}/approve", status_code=200)
-    async def approve(self, request: Request[Any, Any, Any], admin: Principal, review_id: int,
+    async def approve(self, request: Request[Any, Any, Any], admin: Principal, review_id: PathId,
                       data: DecisionIn | None = None) -> dict[str, Any]:
         return await self._decide(request, admin, review_id, True, data)
 
     @post("/fraud/reviews/{review_id:int}/reject", status_code=200)
-    async def reject(self, request: Request[Any, Any, Any], admin: Principal, review_id: int,
+    async def reject(self, request: Request[Any, Any, Any], admin: Principal, review_id: PathId,
                      data: DecisionIn | None = None) -> dict[str, Any]:
         return await self._decide(request, admin, review_id, False, data)
 
@@ -74,20 +83,20 @@ class FraudAdminController(Controller):
                                            s.fraud_strikes_to_ban, s.budget_slices)
 
     @post("/members/{member_id:int}/hold", status_code=200)
-    async def hold(self, request: Request[Any, Any, Any], admin: Principal, member_id: int,
+    async def hold(self, request: Request[Any, Any, Any], admin: Principal, member_id: PathId,
                    data: HoldIn) -> dict[str, Any]:
         status = await service.hold(request.app.state.pool, member_id, data.reason, admin.scope)
         return {"member_id": member_id, "status": status}
 
     @delete("/members/{member_id:int}/hold", status_code=200)
     async def lift(self, request: Request[Any, Any, Any], admin: Principal,
-                   member_id: int) -> dict[str, Any]:
+                   member_id: PathId) -> dict[str, Any]:
         status = await service.lift_hold(request.app.state.pool, member_id, admin.scope)
         return {"member_id": member_id, "status": status}
 
     @get("/fraud/blacklist")
     async def list_blacklist(self, request: Request[Any, Any, Any], admin: Principal,
-                             kind: str | None = None, limit: int | None = None) -> dict[str, Any]:
+                             kind: QueryText = None, limit: QueryLimit = None) -> dict[str, Any]:
         n = page_limit(request.app.state.settings, limit)
         return _page(await repo.list_blacklist(request.app.state.pool, kind, n), n)
 
@@ -100,5 +109,5 @@ class FraudAdminController(Controller):
 
     @delete("/fraud/blacklist/{entry_id:int}", status_code=200)
     async def lift_blacklist(self, request: Request[Any, Any, Any], admin: Principal,
-                             entry_id: int) -> dict[str, Any]:
+                             entry_id: PathId) -> dict[str, Any]:
         return dict(await service.unblacklist(request.app.state.pool, entry_id, admin.scope))

@@ -27,6 +27,7 @@ from kuekan.geo.schemas import (
     GeofencePatch,
     ImportOut,
 )
+from kuekan.kit.bounds import PathId, QueryCursor, QueryLimit, QueryText
 from kuekan.logging import get_logger
 from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
@@ -84,8 +85,8 @@ class AdminGeofenceController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   limit: int | None = None,
-                   cursor: str | None = None, status: str | None = None,
+                   limit: QueryLimit = None,
+                   cursor: QueryCursor = None, status: QueryText = None,
                    include_geometry: bool = False) -> GeofenceList:
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.page(request.app.state.pool, after_id=parse_cursor(cursor) or 0,
@@ -95,14 +96,14 @@ class AdminGeofenceController(Controller):
 
     @get("/{fence_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
-                      fence_id: int) -> GeofenceOut:
+                      fence_id: PathId) -> GeofenceOut:
         row = await repo.get(request.app.state.pool, fence_id)
         if row is None:
             raise known("geofence_not_found")
         return _out(row)
 
     @patch("/{fence_id:int}")
-    async def update(self, request: Request[Any, Any, Any], admin: Principal, fence_id: int,
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                      data: GeofencePatch) -> GeofenceOut:
         pool = request.app.state.pool
         row = await repo.get(pool, fence_id)
@@ -123,7 +124,7 @@ class AdminGeofenceController(Controller):
 
     @delete("/{fence_id:int}", status_code=200)
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
-                      fence_id: int) -> GeofenceOut:
+                      fence_id: PathId) -> GeofenceOut:
         """Disable (never delete: check-ins keep referring to it)."""
         row = await repo.update(request.app.state.pool, fence_id, {"status": "disabled"})
         if row is None:
@@ -136,7 +137,8 @@ class AdminGeofenceController(Controller):
     async def import_file(
         self, request: Request[Any, Any, Any], admin: Principal,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-        dry_run: bool = False, kind: str = "custom",
+        dry_run: bool = False,
+        kind: Annotated[str, Parameter(max_length=32)] = "custom",
         max_accuracy_m: Annotated[float, Parameter(gt=0, le=5000)] = DEFAULT_MAX_ACCURACY_M,
         edge_tolerance_m: Annotated[float, Parameter(ge=0, le=1000)] = DEFAULT_EDGE_TOLERANCE_M,
     ) -> ImportOut:
@@ -178,7 +180,7 @@ class AdminGeofenceController(Controller):
         return ImportOut(items=items, warnings=result.warnings, dry_run=dry_run)
 
     @post("/{fence_id:int}/test", status_code=200)
-    async def test_point(self, request: Request[Any, Any, Any], admin: Principal, fence_id: int,
+    async def test_point(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                          data: FenceTestIn) -> FenceTestOut:
         """The check-in decision for a position, also for a disabled fence (before it goes live)."""
         row = await repo.get(request.app.state.pool, fence_id)

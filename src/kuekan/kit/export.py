@@ -13,6 +13,8 @@ from typing import Any
 
 import xlsxwriter
 
+from kuekan.kit.sheets import WORKBOOK_OPTIONS, csv_cell
+
 Rows = Sequence[Mapping[str, Any]]
 SHEET_NAME_MAX = 31  # Excel's limit
 COLUMN_WIDTH = 16
@@ -30,14 +32,14 @@ def to_csv(columns: Sequence[str], rows: Rows) -> bytes:
     if columns:
         w.writerow(columns)
     for r in rows:
-        w.writerow([cell(r.get(c), numeric=False) for c in columns])
+        w.writerow([csv_cell(cell(r.get(c), numeric=False)) for c in columns])
     return buf.getvalue().encode("utf-8-sig")
 
 
 def to_xlsx(sheets: Mapping[str, tuple[Sequence[str], Rows]]) -> bytes:
     """One workbook, one sheet per entry (name cut to Excel's 31 characters)."""
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True})
+    book = xlsxwriter.Workbook(buf, WORKBOOK_OPTIONS)
     bold = book.add_format({"bold": True})
     for name, (columns, rows) in sheets.items():
         sheet = book.add_worksheet(name[:SHEET_NAME_MAX])

@@ -12,6 +12,7 @@ from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
 from kuekan.idempotency import request_hash
+from kuekan.kit.bounds import PathId
 from kuekan.ledger import repository as repo
 from kuekan.ledger.schemas import AwardIn, FunderIn, FunderList, FunderOut, ReverseIn
 from kuekan.ledger.service import Ledger
@@ -52,7 +53,7 @@ class AdminLedgerController(Controller):
 
     @get("/funders/{funder_id:int}")
     async def get_funder(self, request: Request[Any, Any, Any], admin: Principal,
-                         funder_id: int) -> FunderOut:
+                         funder_id: PathId) -> FunderOut:
         row = await repo.get_funder(request.app.state.pool, funder_id)
         if row is None:
             raise known("funder_not_found", 404)
@@ -97,7 +98,7 @@ class AdminLedgerController(Controller):
 
     @post("/transfers/{transfer_id:int}/reverse", status_code=201)
     async def reverse(self, request: Request[Any, Any, Any], admin: Principal,
-                      transfer_id: int, data: ReverseIn) -> Response[Any]:
+                      transfer_id: PathId, data: ReverseIn) -> Response[Any]:
         key = idempotency_key(request)
         ledger: Ledger = request.app.state.ledger
 

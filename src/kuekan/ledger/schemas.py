@@ -6,10 +6,11 @@ from typing import Annotated
 
 import msgspec
 
+from kuekan.kit.bounds import Id, Reason
+
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Points = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 
 
 class FunderIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,8 +39,8 @@ class AwardIn(msgspec.Struct, forbid_unknown_fields=True):
     member_id: Id
     points: Points
     funder_id: Id
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Reason
 
 
 class ReverseIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Reason

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from kuekan.auth.guards import provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, known
+from kuekan.kit.bounds import QueryCursor, QueryLimit
 from kuekan.members import model
 from kuekan.members import repository as repo
 from kuekan.members.schemas import Expiring, HistoryItem, HistoryPage, MeOut, PocketOut
@@ -51,7 +52,7 @@ class MeController(Controller):
 
     @get("/history")
     async def history(self, request: Request[Any, Any, Any], me: Principal,
-                      limit: int | None = None, cursor: str | None = None) -> HistoryPage:
+                      limit: QueryLimit = None, cursor: QueryCursor = None) -> HistoryPage:
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.history(request.app.state.pool, me.subject_id, parse_cursor(cursor), n)
         items = [HistoryItem(**r) for r in rows]

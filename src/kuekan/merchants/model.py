@@ -8,8 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from kuekan.errors import invalid
+from kuekan.kit.years import YEAR_MAX, YEAR_MIN, out_of_range
 
 REPORT_DAYS_MAX = 366
+
+
+def _check_years(*days: dt.date) -> None:
+    if any(out_of_range(d) for d in days):
+        raise invalid(f"from/to must be between {YEAR_MIN} and {YEAR_MAX}",
+                      f"from/to ต้องอยู่ระหว่างปี {YEAR_MIN} ถึง {YEAR_MAX}")
 
 
 def day_range(start: str | None, end: str | None, today: dt.date) -> tuple[dt.date, dt.date]:
@@ -19,6 +26,7 @@ def day_range(start: str | None, end: str | None, today: dt.date) -> tuple[dt.da
         last = dt.date.fromisoformat(end) if end else first
     except ValueError:
         raise invalid("from/to must be YYYY-MM-DD", "from/to ต้องอยู่ในรูปแบบ YYYY-MM-DD") from None
+    _check_years(first, last)
     if last < first or (last - first).days >= REPORT_DAYS_MAX:
         raise invalid(f"to must be on or after from, at most {REPORT_DAYS_MAX} days",
                       "ช่วงวันที่ไม่ถูกต้อง")
@@ -32,6 +40,7 @@ def month_range(start: str | None, end: str | None, today: dt.date) -> tuple[dt.
         last_m = dt.date.fromisoformat(f"{end}-01") if end else first
     except ValueError:
         raise invalid("from/to must be YYYY-MM", "from/to ต้องอยู่ในรูปแบบ YYYY-MM") from None
+    _check_years(first, last_m)
     nxt = (last_m.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
     last = nxt - dt.timedelta(days=1)
     if last < first or (last - first).days >= 5 * REPORT_DAYS_MAX:

@@ -14,6 +14,7 @@ from kuekan.auth.guards import provide_admin, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
 from kuekan.kit import export
+from kuekan.kit.bounds import PathId, QueryCursor, QueryLimit
 from kuekan.kit.clock import bangkok_day
 from kuekan.ledger import repository as ledger_repo
 from kuekan.members import repository as members_repo
@@ -76,7 +77,7 @@ class AdminMerchantsController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   limit: int | None = None, cursor: str | None = None) -> MerchantList:
+                   limit: QueryLimit = None, cursor: QueryCursor = None) -> MerchantList:
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.list_merchants(request.app.state.pool, parse_cursor(cursor), n)
         items = [_merchant_out(r) for r in rows]
@@ -85,7 +86,7 @@ class AdminMerchantsController(Controller):
 
     @get("/{merchant_id:int}")
     async def get(self, request: Request[Any, Any, Any], admin: Principal,
-                  merchant_id: int) -> MerchantOut:
+                  merchant_id: PathId) -> MerchantOut:
         row = await repo.get_merchant(request.app.state.pool, merchant_id)
         if row is None:
             raise known("merchant_not_found", 404)
@@ -93,7 +94,7 @@ class AdminMerchantsController(Controller):
 
     @post("/{merchant_id:int}/staff", status_code=201)
     async def add_staff(self, request: Request[Any, Any, Any], admin: Principal,
-                        merchant_id: int, data: StaffIn) -> StaffOut:
+                        merchant_id: PathId, data: StaffIn) -> StaffOut:
         pool = request.app.state.pool
         if await repo.get_merchant(pool, merchant_id) is None:
             raise known("merchant_not_found", 404)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+from kuekan.kit.bounds import Id
 
 
 class MerchantIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -23,6 +23,8 @@ class MerchantIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         # msgspec cannot bound a Decimal in its Meta, so the bounds are checked here.
+        if not (self.thb_per_point.is_finite() and self.min_spend_thb.is_finite()):
+            raise ValueError("money must be a finite number")
         if not Decimal(0) < self.thb_per_point <= Decimal(1_000_000):
             raise ValueError("thb_per_point must be > 0 and <= 1000000")
         if not Decimal(0) <= self.min_spend_thb <= Decimal(10_000_000):

@@ -16,6 +16,7 @@ from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, invalid, known
 from kuekan.geo.model import check_position, measure
+from kuekan.kit.bounds import PathId, QueryCursor, QueryLimit, QueryText
 from kuekan.ledger.service import Ledger
 from kuekan.logging import get_logger
 from kuekan.missions import model, service
@@ -79,13 +80,13 @@ class AdminMissionController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   kind: str | None = None) -> MissionList:
+                   kind: QueryText = None) -> MissionList:
         missions = await repo.all_missions(request.app.state.pool)
         return MissionList(items=[_out(m) for m in missions if kind in (None, m.kind)])
 
     @get("/{mission_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
-                      mission_id: int) -> MissionOut:
+                      mission_id: PathId) -> MissionOut:
         pool = request.app.state.pool
         mission = await repo.get(pool, mission_id)
         if mission is None:
@@ -93,7 +94,7 @@ class AdminMissionController(Controller):
         return _out(mission, budget_remaining=await repo.budget_remaining(pool, mission_id))
 
     @patch("/{mission_id:int}")
-    async def update(self, request: Request[Any, Any, Any], admin: Principal, mission_id: int,
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, mission_id: PathId,
                      data: MissionPatch) -> MissionOut:
         state = request.app.state
         current = await repo.get(state.pool, mission_id)
@@ -114,7 +115,7 @@ class AdminMissionController(Controller):
 
     @delete("/{mission_id:int}", status_code=200)
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
-                      mission_id: int) -> MissionOut:
+                      mission_id: PathId) -> MissionOut:
         pool = request.app.state.pool
         if not await repo.set_status(pool, mission_id, "disabled"):
             raise known("mission_not_found")
@@ -126,7 +127,7 @@ class AdminMissionController(Controller):
 
     @get("/{mission_id:int}/venue-code")
     async def venue_code(self, request: Request[Any, Any, Any], admin: Principal,
-                         mission_id: int) -> VenueCodeOut:
+                         mission_id: PathId) -> VenueCodeOut:
         """The code to show on the venue's screen now; poll again at ``rotates_at``."""
         mission = await repo.get(request.app.state.pool, mission_id)
         if mission is None:
@@ -150,9 +151,9 @@ class MissionsController(Controller):
     @get("/")
     async def list(self, request: Request[Any, Any, Any], member: Principal,
                    lat: float | None = None, lon: float | None = None,
-                   kind: str | None = None,
-                   limit: int | None = None,
-                   cursor: str | None = None) -> MissionList:
+                   kind: QueryText = None,
+                   limit: QueryLimit = None,
+                   cursor: QueryCursor = None) -> MissionList:
         """Active missions; with ``lat``/``lon``, nearest first (0 m inside the fence)."""
         catalog: service.Catalog = request.app.state.catalog
         now = dt.datetime.now(dt.UTC)
@@ -183,7 +184,7 @@ class MissionsController(Controller):
 
     @get("/{mission_id:int}")
     async def get_one(self, request: Request[Any, Any, Any], member: Principal,
-                      mission_id: int) -> MissionOut:
+                      mission_id: PathId) -> MissionOut:
         mission = await request.app.state.catalog.mission(request.app.state.pool, mission_id)
         if mission is None or mission.status != "active":
             raise known("mission_not_found")
@@ -191,7 +192,7 @@ class MissionsController(Controller):
 
     @get("/{mission_id:int}/progress")
     async def progress(self, request: Request[Any, Any, Any], member: Principal,
-                       mission_id: int) -> ProgressOut:
+                       mission_id: PathId) -> ProgressOut:
         """The member's progress: completions; places for a collection; steps for a chain."""
         pool = request.app.state.pool
         mission = await request.app.state.catalog.mission(pool, mission_id)

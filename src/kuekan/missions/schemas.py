@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from kuekan.kit.bounds import Id, check_instant
 from kuekan.missions.model import Audience, Kind, KindRules, Recurrence
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=4000)]
 Points = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-Id = Annotated[int, msgspec.Meta(ge=1)]
 Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 Accuracy = Annotated[float, msgspec.Meta(ge=0, le=100_000)]
@@ -52,6 +52,10 @@ class MissionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reward_multiplier_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
     chain_steps: Annotated[list[Id], msgspec.Meta(max_length=50)] | None = None
 
+    def __post_init__(self) -> None:
+        check_instant("starts_at", self.starts_at)
+        check_instant("ends_at", self.ends_at)
+
 
 class MissionPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """PATCH /admin/missions/{id}: any subset of MissionIn (not code/kind), plus status."""
@@ -64,20 +68,32 @@ class MissionPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omi
     ends_at: dt.datetime | msgspec.UnsetType | None = msgspec.UNSET
     geofence_id: Id | msgspec.UnsetType | None = msgspec.UNSET
     recurrence: Recurrence | msgspec.UnsetType = msgspec.UNSET
-    per_member_cap: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType | None = msgspec.UNSET
-    budget_points: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
+    per_member_cap: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
+    budget_points: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
     audience: Audience | msgspec.UnsetType = msgspec.UNSET
     multiplier_eligible: bool | msgspec.UnsetType = msgspec.UNSET
     venue_code_required: bool | msgspec.UnsetType = msgspec.UNSET
     description_th: Text | msgspec.UnsetType = msgspec.UNSET
     description_en: Text | msgspec.UnsetType = msgspec.UNSET
     min_spend_thb: Decimal | msgspec.UnsetType | None = msgspec.UNSET
-    merchant_ids: list[Id] | msgspec.UnsetType | None = msgspec.UNSET
-    categories: list[Code] | msgspec.UnsetType | None = msgspec.UNSET
-    collection_geofence_ids: list[Id] | msgspec.UnsetType | None = msgspec.UNSET
-    collection_required: int | msgspec.UnsetType | None = msgspec.UNSET
-    chain_steps: list[Id] | msgspec.UnsetType | None = msgspec.UNSET
+    merchant_ids: Annotated[list[Id], msgspec.Meta(max_length=500)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
+    categories: Annotated[list[Code], msgspec.Meta(max_length=500)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
+    collection_geofence_ids: (Annotated[list[Id], msgspec.Meta(max_length=1000)]
+                              | msgspec.UnsetType | None) = msgspec.UNSET
+    collection_required: Annotated[int, msgspec.Meta(ge=1, le=1000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
+    chain_steps: Annotated[list[Id], msgspec.Meta(max_length=50)] | msgspec.UnsetType | None = (
+        msgspec.UNSET)
     status: Literal["active", "disabled"] | msgspec.UnsetType = msgspec.UNSET
+
+    def __post_init__(self) -> None:
+        for name in ("starts_at", "ends_at"):
+            value = getattr(self, name)
+            check_instant(name, value if isinstance(value, dt.datetime) else None)
 
 
 class MissionOut(KindRules, frozen=True, kw_only=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -15,6 +15,8 @@ from kuekan import audit
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, invalid, known
+from kuekan.kit.bounds import MessageBody, MessageTitle
+from kuekan.notify import otplimit
 from kuekan.notify import repository as repo
 from kuekan.notify.sms import normalize_msisdn
 from kuekan.notify.webhook import SIGNATURE_HEADER, parse_events, verify_signature
@@ -48,10 +50,14 @@ class LineWebhookController(Controller):
         return {"events": len(events), "handled": handled}
 
 
+DistrictCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32,
+                                           pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
 class BroadcastIn(msgspec.Struct):
-    title: str
-    body: str
-    district_codes: list[str] | None = None
+    title: MessageTitle
+    body: MessageBody
+    district_codes: Annotated[list[DistrictCode], msgspec.Meta(max_length=32)] | None = None
     kind: Literal["announcement", "disaster"] = "announcement"
 
 
@@ -75,12 +81,12 @@ class BroadcastAdminController(Controller):
 
 
 class OtpIn(msgspec.Struct):
-    phone: str
+    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
 class OtpVerifyIn(msgspec.Struct):
     challenge_id: uuid.UUID
-    code: str
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 
 
 def _code_hash(challenge_id: uuid.UUID, code: str) -> str:
@@ -98,6 +104,7 @@ class PhoneOtpController(Controller):
         """Send a 6-digit code by SMS (through the outbox and the SMS adapter)."""
         phone = normalize_msisdn(data.phone)
         s = request.app.state.settings
+        await otplimit.take(request.app.state.redis, s, me.subject_id, phone)
         cid = uuid.uuid4()
         code = f"{secrets.randbelow(10**6):06d}"
         async with request.app.state.pool.acquire() as conn, conn.transaction():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal, Protocol
 
+import msgspec
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
@@ -25,10 +26,36 @@ def outbox_job_id(outbox_id: int, redrives: int = 0) -> str:
     return f"outbox:{outbox_id}" if redrives == 0 else f"outbox:{outbox_id}:r{redrives}"
 
 
+def _encode_other(obj: Any) -> Any:
+    # A failed job's result is its exception: kept as text, never as an object.
+    if isinstance(obj, BaseException):
+        return f"{type(obj).__name__}: {obj}"
+    raise NotImplementedError(f"a job carries only JSON values, not {type(obj).__name__}")
+
+
+_JOB_ENCODER = msgspec.json.Encoder(enc_hook=_encode_other)
+
+
+def job_serializer(data: dict[str, Any]) -> bytes:
+    """Jobs and results in Redis are JSON, not pickle: with pickle, anyone able to write to
+    Redis runs code in every worker. Job arguments are ids (ints and lists of ints)."""
+    return _JOB_ENCODER.encode(data)
+
+
+def job_deserializer(raw: bytes) -> dict[str, Any]:
+    """The inverse of :func:`job_serializer`; anything else (a pickle) is refused, not run."""
+    data = msgspec.json.decode(raw)
+    if not isinstance(data, dict):
+        raise TypeError("a job must be a JSON object")
+    return data
+
+
 def arq_redis(url: str) -> ArqRedis:
-    """The ARQ worker's Redis client, on KueKan's pool (see ``kuekan.cache.redis_pool``):
-    ARQ's own default pool serialises every command of the worker on one lock."""
-    return ArqRedis(redis_pool(url))
+    """The ARQ Redis client every enqueuer and the worker use, on KueKan's pool (see
+    ``kuekan.cache.redis_pool``: ARQ's own default pool serialises every command of the worker
+    on one lock) and with the JSON job serializer."""
+    return ArqRedis(redis_pool(url), job_serializer=job_serializer,
+                    job_deserializer=job_deserializer)
 
 
 class JobQueue(Protocol):

@@ -11,6 +11,7 @@ from kuekan import audit
 from kuekan.auth.guards import provide_admin
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
+from kuekan.kit.bounds import PathId, QueryCursor, QueryLimit, QueryText
 from kuekan.outbox import repository as repo
 from kuekan.pagination import next_cursor, page_limit, parse_cursor
 
@@ -22,8 +23,8 @@ class OutboxAdminController(Controller):
 
     @get("/dead")
     async def list_dead(self, request: Request[Any, Any, Any], admin: Principal,
-                        status: str | None = "dead", limit: int | None = None,
-                        cursor: str | None = None) -> dict[str, Any]:
+                        status: QueryText = "dead", limit: QueryLimit = None,
+                        cursor: QueryCursor = None) -> dict[str, Any]:
         n = page_limit(request.app.state.settings, limit)
         items = await repo.list_dead(request.app.state.pool, status, parse_cursor(cursor), n)
         nxt = next_cursor(items, n, lambda i: int(i["outbox_id"]))
@@ -31,7 +32,7 @@ class OutboxAdminController(Controller):
 
     @post("/dead/{outbox_id:int}/redrive", status_code=202)
     async def redrive(self, request: Request[Any, Any, Any], admin: Principal,
-                      outbox_id: int) -> dict[str, Any]:
+                      outbox_id: PathId) -> dict[str, Any]:
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             if not await repo.redrive(conn, outbox_id, admin.scope):
                 raise known("dead_letter_not_found")

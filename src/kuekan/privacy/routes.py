@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -16,8 +16,8 @@ from kuekan.privacy import service
 
 
 class ConsentIn(msgspec.Struct):
-    purpose: str
-    version: str
+    purpose: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     granted: bool
 
 

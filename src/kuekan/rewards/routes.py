@@ -16,6 +16,7 @@ from kuekan import metrics
 from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
+from kuekan.kit.bounds import PathId, QueryCursor, QueryId, QueryLimit
 from kuekan.kit.ttlcache import TtlCache
 from kuekan.pagination import next_cursor, page_limit, parse_cursor
 from kuekan.rewards import model
@@ -82,8 +83,8 @@ class RewardsMemberController(Controller):
 
     @get("/rewards")
     async def catalogue(self, request: Request[Any, Any, Any], me: Principal,
-                        merchant_id: int | None = None, limit: int | None = None,
-                        cursor: str | None = None) -> RewardList:
+                        merchant_id: QueryId = None, limit: QueryLimit = None,
+                        cursor: QueryCursor = None) -> RewardList:
         """Active rewards, each with the partner merchants (lat/lon) where it can be used.
 
         The catalogue is the same for every member, so each process keeps a page for
@@ -108,17 +109,19 @@ class RewardsMemberController(Controller):
 
     @get("/me/qr")
     async def member_qr(self, request: Request[Any, Any, Any], me: Principal) -> MemberQrOut:
-        """A short-lived signed token for the merchant to scan; never the raw member id."""
+        """A short-lived signed token for the merchant to scan: signed, so the member id it
+        names cannot be changed, and without the LINE user id (its payload is readable by
+        every merchant that scans it, and a LINE id identifies the person beyond KueKan)."""
         state = request.app.state
         now = dt.datetime.now(dt.UTC)
-        token = state.tokens.issue(Principal("member", me.subject_id, me.line_sub),
+        token = state.tokens.issue(Principal("member", me.subject_id),
                                    typ="member_qr", now=now.timestamp())
         return MemberQrOut(token=token,
                            expires_at=now + dt.timedelta(seconds=state.settings.member_qr_ttl_s))
 
     @get("/me/coupons")
     async def coupons(self, request: Request[Any, Any, Any], me: Principal,
-                      limit: int | None = None, cursor: str | None = None) -> CouponList:
+                      limit: QueryLimit = None, cursor: QueryCursor = None) -> CouponList:
         svc = rewards_service(request)
         n = page_limit(request.app.state.settings, limit)
         rows = await repo.member_coupons(svc.pool, me.subject_id, parse_cursor(cursor), n)
@@ -133,7 +136,7 @@ class RewardsMemberController(Controller):
 
     @get("/me/coupons/{coupon_id:int}/qr")
     async def coupon_qr_image(self, request: Request[Any, Any, Any], me: Principal,
-                              coupon_id: int,
+                              coupon_id: PathId,
                               fmt: QrFormat = "svg") -> Response[bytes]:
         svc = rewards_service(request)
         row = await repo.member_coupon(svc.pool, me.subject_id, coupon_id)
@@ -208,21 +211,21 @@ class AdminRewardsController(Controller):
 
     @get("/")
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   merchant_id: int | None = None, limit: int | None = None,
-                   cursor: str | None = None) -> RewardList:
+                   merchant_id: QueryId = None, limit: QueryLimit = None,
+                   cursor: QueryCursor = None) -> RewardList:
         return await _list(request, active_only=False, merchant_id=merchant_id, limit=limit,
                            cursor=cursor)
 
     @get("/{reward_id:int}")
     async def get(self, request: Request[Any, Any, Any], admin: Principal,
-                  reward_id: int) -> RewardOut:
+                  reward_id: PathId) -> RewardOut:
         row = await repo.get_reward(request.app.state.pool, reward_id)
         if row is None:
             raise known("reward_not_found")
         return _reward_out(row)
 
     @patch("/{reward_id:int}")
-    async def update(self, request: Request[Any, Any, Any], admin: Principal, reward_id: int,
+    async def update(self, request: Request[Any, Any, Any], admin: Principal, reward_id: PathId,
                      data: RewardPatch) -> RewardOut:
         pool = request.app.state.pool
         fields: dict[str, Any] = {"name_th": data.name, "name_en": data.name_en,
@@ -249,7 +252,7 @@ class AdminRewardsController(Controller):
 
     @delete("/{reward_id:int}", status_code=200)
     async def retire(self, request: Request[Any, Any, Any], admin: Principal,
-                     reward_id: int) -> RewardOut:
+                     reward_id: PathId) -> RewardOut:
         """Retire (never delete: coupons refer to it); issued coupons stay valid."""
         pool = request.app.state.pool
         async with pool.acquire() as conn:

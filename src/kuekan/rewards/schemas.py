@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+from kuekan.kit.bounds import Id, check_instant
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Category = Literal["otop_product", "merchant_voucher", "public_service"]
 THB_MAX = Decimal(10_000_000)
@@ -130,6 +131,7 @@ class BatchItemIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         check_thb(self.purchase_thb)
+        check_instant("scanned_at", self.scanned_at)
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 import msgspec
 import pytest
-from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 
 from kuekan.notify.line import LineClient
+from kuekan.outbox import queue
 from kuekan.outbox.jobs import handle_outbox
 from kuekan.outbox.queue import ArqQueue
 from kuekan.settings import Settings
@@ -28,7 +28,7 @@ def fast_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 async def arq_redis(settings: Settings) -> AsyncIterator[ArqRedis]:
-    r = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    r = queue.arq_redis(settings.redis_url)  # with the JSON job serializer, as in the worker
     yield r
     await r.aclose()
 

@@ -58,8 +58,8 @@ async def test_deleting_a_middle_row_is_detected(pool: asyncpg.Pool) -> None:
             assert out.returncode == 1
             assert f"broken at id {ids[3]}" in out.stdout
             await conn.execute(
-                "insert into audit_log (id, at, actor, action, subject, details, prev_hash, hash)"
-                " values ($1,$2,$3,$4,$5,$6,$7,$8)", *row.values())
+                "insert into audit_log (id, at, actor, action, subject, details, prev_hash, hash,"
+                " key_id) values ($1,$2,$3,$4,$5,$6,$7,$8,$9)", *row.values())
         finally:
             await conn.execute("set session_replication_role = origin")
     assert (await verify_chain(pool)).broken is None
@@ -78,8 +78,8 @@ async def test_the_application_role_cannot_update_or_delete_audit_rows(pool: asy
     rid = (await five_rows(pool))[0]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("set local role kuekan_app")
-        # It can append (through the function) and read...
-        await conn.fetchval("select kk_audit_append('a:1', 'probe', 'x', '{}')")
+        # It can append (kk_audit_prepare and an INSERT) and read...
+        await audit.record(conn, "a:1", "probe", "x", {})
         assert await conn.fetchval("select count(*) from audit_log where id = $1", rid) == 1
         # ...but has no UPDATE/DELETE privilege, before any trigger runs.
         for sql in ("update audit_log set actor = 'x' where id = $1",

@@ -57,7 +57,7 @@ def _prod(monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
 def _safe_env() -> dict[str, str]:
     return {"jwt_keys": f"k2026:{STRONG}", "jwt_active_kid": "k2026",
             "line_channel_secret": "a-real-channel-secret", "line_channel_id": "2001234567",
-            "privacy_pseudonym_salt": STRONG,
+            "privacy_pseudonym_salt": STRONG, "audit_hmac_key": "a" * 40,
             "database_url": "postgresql://kuekan_api@db/kuekan",
             "migrate_database_url": "postgresql://kuekan_owner@db/kuekan"}
 
@@ -74,6 +74,8 @@ def test_prod_with_real_secrets_is_safe(monkeypatch: pytest.MonkeyPatch) -> None
     ("line_channel_id", "1650000000", "LINE_CHANNEL_ID"),
     ("privacy_pseudonym_salt", "dev-pseudonym-salt-change-me", "PSEUDONYM_SALT"),
     ("privacy_pseudonym_salt", "short-salt", "shorter than 32 bytes"),
+    ("audit_hmac_key", "dev-audit-hmac-key-change-me", "AUDIT_HMAC_KEY"),
+    ("audit_hmac_key", "short-key", "shorter than 32 bytes"),
     ("migrate_database_url", "postgresql://kuekan_api@db/kuekan", "MIGRATE_DATABASE_URL"),
 ])
 def test_each_unsafe_setting_is_named(monkeypatch: pytest.MonkeyPatch, field: str, value: str,
