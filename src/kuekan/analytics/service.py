@@ -26,8 +26,8 @@ from kuekan.analytics import repository as repo
 from kuekan.analytics.model import Event
 from kuekan.errors import invalid
 from kuekan.geo.districts import districts
-from kuekan.kit.years import YEAR_MAX, YEAR_MIN, out_of_range
 from kuekan.kit.clock import BANGKOK, bangkok_day, utcnow
+from kuekan.kit.years import YEAR_MAX, YEAR_MIN, out_of_range
 from kuekan.ledger import repository as ledger_repo
 from kuekan.logging import get_logger
 
