@@ -13,4 +13,6 @@ REFUSALS = register({
     "api_key_scope_missing": (403, "This API key lacks the scope for this data",
                               "คีย์ API นี้ไม่มีสิทธิ์สำหรับข้อมูลนี้"),
     "api_key_not_found": (404, "API key not found", "ไม่พบคีย์ API"),
+    "webhook_url_refused": (422, "Webhook URL refused: it must resolve to public addresses",
+                            "ไม่อนุญาต URL ของ webhook นี้: ต้องเป็นที่อยู่สาธารณะ"),
 })

@@ -103,8 +103,7 @@ async def check_webhook_url(url: str, env: str, allowed_networks: Sequence[str])
     try:
         await outbound.pin(url, allowed_networks)
     except outbound.Refused as exc:
-        raise DomainError("webhook_url_refused", 422, f"Webhook URL refused: {exc}",
-                          "ไม่อนุญาต URL ของ webhook นี้: ต้องเป็นที่อยู่สาธารณะ") from None
+        raise known("webhook_url_refused", en=f"Webhook URL refused: {exc}") from None
 
 
 def webhook_url_ok(url: str, env: str) -> bool:

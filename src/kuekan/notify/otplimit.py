@@ -19,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from kuekan.errors import DomainError
+from kuekan.errors import DomainError, known
 from kuekan.settings import Settings
 
 WINDOW_S = 3600
@@ -45,11 +45,10 @@ def keys(member_id: int, phone: str, now: float) -> list[str]:
 
 
 def otp_rate_limited(bucket: str, limit: int, retry_after_s: int) -> DomainError:
-    return DomainError(
-        "otp_rate_limited", 429,
-        f"Too many OTP requests ({bucket}: at most {limit} an hour); retry in {retry_after_s} s",
-        "ขอรหัส OTP บ่อยเกินไป โปรดลองใหม่ภายหลัง",
-        extra={"limit_scope": bucket, "limit_per_hour": limit, "retry_after_s": retry_after_s})
+    return known(
+        "otp_rate_limited",
+        en=f"Too many OTP requests ({bucket}: at most {limit} an hour); retry in {retry_after_s} s",
+        limit_scope=bucket, limit_per_hour=limit, retry_after_s=retry_after_s)
 
 
 async def take(redis: aioredis.Redis, settings: Settings, member_id: int, phone: str,

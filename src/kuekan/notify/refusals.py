@@ -15,5 +15,7 @@ REFUSALS = register({
                                 "ข้อมูล webhook จาก LINE ไม่ถูกต้อง"),
     "invalid_signature": (401, "X-Line-Signature does not verify",
                           "ลายเซ็น X-Line-Signature ไม่ถูกต้อง"),
+    "otp_rate_limited": (429, "Too many OTP requests; retry later",
+                         "ขอรหัส OTP บ่อยเกินไป โปรดลองใหม่ภายหลัง"),
     "otp_invalid": (409, "The code is wrong or expired", "รหัส OTP ไม่ถูกต้องหรือหมดอายุ"),
 })
