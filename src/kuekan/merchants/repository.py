@@ -12,7 +12,8 @@ Db = asyncpg.Pool | asyncpg.Connection
 
 MERCHANT_COLUMNS = (
     "select id, name, district_code, lat, lon, category, thb_per_point, min_spend_thb,"
-    " funder_id, daily_award_cap_points, redemption_account_id, status from merchants")
+    " funder_id, daily_award_cap_points, redemption_account_id, status,"
+    " offline_daily_cap_points from merchants")
 
 CREATE_MERCHANT = """
 with a as (insert into accounts (kind, owner_id)
@@ -28,10 +29,14 @@ returning id
 
 async def create_merchant(db: Db, *, name: str, district_code: str, lat: float, lon: float,
                           category: str, thb_per_point: Decimal, min_spend_thb: Decimal,
-                          funder_id: int, daily_award_cap_points: int | None) -> int:
+                          funder_id: int, daily_award_cap_points: int | None,
+                          offline_daily_cap_points: int | None = None) -> int:
     """A merchant and its redemption account, in one statement."""
     mid: int = await db.fetchval(CREATE_MERCHANT, name, district_code, lat, lon, category,
                                  thb_per_point, min_spend_thb, funder_id, daily_award_cap_points)
+    if offline_daily_cap_points is not None:
+        await db.execute("update merchants set offline_daily_cap_points = $2 where id = $1",
+                         mid, offline_daily_cap_points)
     return mid
 
 

@@ -68,7 +68,8 @@ class AdminMerchantsController(Controller):
             pool, name=data.name, district_code=data.district_code, lat=data.lat, lon=data.lon,
             category=data.category, thb_per_point=data.thb_per_point,
             min_spend_thb=data.min_spend_thb, funder_id=data.funder_id,
-            daily_award_cap_points=data.daily_award_cap_points)
+            daily_award_cap_points=data.daily_award_cap_points,
+            offline_daily_cap_points=data.offline_daily_cap_points)
         row = await repo.get_merchant(pool, mid)
         assert row is not None
         return _merchant_out(row)
