@@ -33,7 +33,9 @@ from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsC
 from kuekan.audit import buffer as audit_buffer
 from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
-from kuekan.auth.routes import AuthController
+from kuekan.auth.policy import api_guard
+from kuekan.auth.routes import AuthController, StaffAdminController
+from kuekan.auth.staff import Sessions, StaffGate
 from kuekan.auth.tokens import TokenService
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
@@ -56,7 +58,7 @@ log = get_logger("kuekan.app")
 
 # Controllers of each domain, mounted under /api/v1. Domains add their controllers here.
 DOMAIN_ROUTES: list[Any] = [
-    AuthController,
+    AuthController, StaffAdminController,
     MeController,
     AdminLedgerController,
     *REWARDS_ROUTES, *MERCHANTS_ROUTES,
@@ -191,6 +193,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.tokens = TokenService(settings)
         state.jwks = JwksCache(settings.line_jwks_url, settings.line_jwks_cache_s)
         state.line_verifier = LineVerifier(settings, state.jwks)
+        state.staff_gate = StaffGate(state.pool, settings.staff_check_cache_s)
+        state.sessions = Sessions(state.pool, state.tokens, settings)
         for hook in STARTUP_HOOKS:
             await hook(app)
         # Everything loaded so far (code, settings, the fence index) lives as long as the
@@ -209,7 +213,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="kuekan", prefix="litestar", group_path=True,
                                   exclude=["/metrics", "/healthz", "/readyz"])
-    api = Router(path="/api/v1", route_handlers=DOMAIN_ROUTES)
+    # api_guard: every /admin route must declare a policy; staff and admin tokens are checked
+    # against their staff row on each request (kuekan.auth.policy, kuekan.auth.staff).
+    api = Router(path="/api/v1", route_handlers=DOMAIN_ROUTES, guards=[api_guard])
     return Litestar(
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],

@@ -20,7 +20,7 @@ class OutboxAdminController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
 
-    @get("/dead")
+    @get("/dead", opt={"policy": "pao"})
     async def list_dead(self, request: Request[Any, Any, Any], admin: Principal,
                         status: str | None = "dead", limit: int | None = None,
                         cursor: str | None = None) -> dict[str, Any]:
@@ -29,7 +29,7 @@ class OutboxAdminController(Controller):
         nxt = str(items[-1]["outbox_id"]) if len(items) == n else None
         return {"items": items, "next_cursor": nxt}
 
-    @post("/dead/{outbox_id:int}/redrive", status_code=202)
+    @post("/dead/{outbox_id:int}/redrive", status_code=202, opt={"policy": "pao"})
     async def redrive(self, request: Request[Any, Any, Any], admin: Principal,
                       outbox_id: int) -> dict[str, Any]:
         async with request.app.state.pool.acquire() as conn, conn.transaction():
