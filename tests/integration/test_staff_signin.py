@@ -174,13 +174,13 @@ async def test_a_banned_or_erased_member_gets_no_new_tokens(
 def test_the_token_cli_refuses_to_mint_in_prod(pool: asyncpg.Pool) -> None:
     sub = f"Uprod-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "KUEKAN_ENV": "prod"}
-    proc = subprocess.run(  # noqa: S603 - our own CLI
+    proc = subprocess.run(
         [sys.executable, "-m", "kuekan", "token", "--role", "admin", "--org", "pao",
          "--line-sub", sub], env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
         check=False)
     assert proc.returncode != 0
     assert "prod" in proc.stderr and proc.stdout.strip() == ""
-    dev = subprocess.run(  # noqa: S603 - our own CLI
+    dev = subprocess.run(
         [sys.executable, "-m", "kuekan", "token", "--role", "admin", "--org", "pao",
          "--line-sub", sub], env={**os.environ, "KUEKAN_ENV": "test"}, cwd=REPO,
         capture_output=True, text=True, timeout=60, check=False)

@@ -70,11 +70,12 @@ async def reactivate_for_cli(conn: Db, staff_id: int) -> int:
 # Invitations -----------------------------------------------------------------------------------
 async def create_invitation(conn: Db, code_hash: str, role: str, merchant_id: int | None,
                             org: str | None, by: str, expires_at: dt.datetime) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
+    row = await conn.fetchrow(
         "insert into staff_invitations (code_hash, role, merchant_id, org, created_by, expires_at)"
         " values ($1, $2, $3, $4, $5, $6)"
         " returning id, role, merchant_id, org, expires_at, created_at",
         code_hash, role, merchant_id, org, by, expires_at)
+    assert row is not None
     return row
 
 

@@ -101,15 +101,15 @@ class RewardsService:
         if claims.get("role") != "member" or not claims.get("jti"):
             raise err("member_token_invalid")
         try:
-            token = MemberToken(int(claims["sub"]), str(claims["jti"]), int(claims["iat"]),
-                                int(claims["exp"]))
+            verified = MemberToken(int(claims["sub"]), str(claims["jti"]), int(claims["iat"]),
+                                   int(claims["exp"]))
         except (KeyError, ValueError, TypeError):
             raise err("member_token_invalid") from None
         # A scan may not predate the token (backdated offline items): the database checks
         # the same bound again (kk_qr_claim), this only refuses early.
-        if when < token.iat - self.config.offline_future_skew_s:
+        if when < verified.iat - self.config.offline_future_skew_s:
             raise err("scan_time_before_token")
-        return token
+        return verified
 
     async def _merchant(self, merchant_id: int) -> asyncpg.Record:
         """The earn rule, cached briefly per process (admins rarely change it)."""
