@@ -106,6 +106,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     otp_attempts_max: int = 5
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
+    # Processed outbox rows keep personal payload keys (coordinates, phones...) this long.
+    outbox_personal_retention_h: int = 24
     # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
     worker_metrics_port: int = 9100
 

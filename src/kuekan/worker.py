@@ -28,6 +28,7 @@ from kuekan.logging import configure_logging, get_logger
 from kuekan.missions import jobs as missions_jobs
 from kuekan.outbox import jobs as outbox_jobs
 from kuekan.outbox.queue import arq_redis
+from kuekan.privacy import jobs as privacy_jobs
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
 from kuekan.worker_metrics import instrument_all, serve_metrics
@@ -100,6 +101,8 @@ JOBS += rewards_jobs.JOBS
 CRON += rewards_jobs.CRON
 JOBS += missions_jobs.JOBS
 CRON += missions_jobs.CRON
+JOBS += privacy_jobs.JOBS
+CRON += privacy_jobs.CRON
 # Analytics rollups and agency webhooks every 5 s (both bounded per run, both idempotent).
 JOBS += [analytics_consume, deliver_webhooks]
 CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),

@@ -12,13 +12,22 @@ from litestar import Controller, Request, get, post
 from litestar.di import Provide
 
 from kuekan import audit
+from kuekan.auth import repository as auth_repo
 from kuekan.auth.guards import provide_member
 from kuekan.auth.tokens import Principal
+from kuekan.db.pool import map_db_error
 from kuekan.errors import DomainError, known
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
 EXPORT_TRANSFERS_MAX = 100_000
+EXPORT_ROWS_MAX = 100_000  # check-ins, coupons: far above any real member's count
+
+
+def erasure_refused() -> DomainError:
+    return DomainError("erasure_refused_on_hold", 403,
+                       "Erasure is not possible while the account is on hold or banned",
+                       "ไม่สามารถลบข้อมูลได้ขณะที่บัญชีถูกระงับหรือถูกแบน")
 
 
 class ConsentIn(msgspec.Struct):
@@ -60,6 +69,15 @@ async def export(conn: Conn, member_id: int) -> dict[str, Any]:
         "checkins_seen_by_fraud_checks": await rows(
             "select at, lat, lon, accuracy_m, device_id from fraud_checkins"
             " where member_id = $1 order by at"),
+        "checkins": [dict(r) for r in await conn.fetch(
+            "select id, mission_id, geofence_id, lat, lon, accuracy_m, distance_to_edge_m,"
+            " decision, device_id, status, refusal_code, points, created_at from checkins"
+            " where member_id = $1 order by id limit $2", member_id, EXPORT_ROWS_MAX)],
+        "coupons": [dict(r) for r in await conn.fetch(
+            "select c.id, c.code, c.reward_id, r.name_th as reward_name, c.points, c.status,"
+            " c.expires_at, c.created_at, c.resolved_at, c.redeemed_merchant_id from coupons c"
+            " join rewards r on r.id = c.reward_id where c.member_id = $1 order by c.id"
+            " limit $2", member_id, EXPORT_ROWS_MAX)],
     }
 
 
@@ -92,27 +110,31 @@ class PrivacyController(Controller):
     @post("/erasure", status_code=200)
     async def erase(self, request: Request[Any, Any, Any], me: Principal,
                     data: EraseIn) -> dict[str, Any]:
-        """Pseudonymise personal fields; transfers, lots and balances stay untouched, so the
-        ledger stays balanced and auditable under the pseudonym."""
+        """Pseudonymise every personal field (kk_erase_member: LINE id, name, phone,
+        coordinates, device ids, outbox payloads, notification recipients, webhook user ids,
+        fraud evidence); transfers, lots and balances stay untouched, so the ledger stays
+        balanced and auditable under the pseudonym. Refused (403 erasure_refused_on_hold)
+        while on hold or banned; the member's sessions end (refresh tokens revoked)."""
         if not data.confirm:
             raise DomainError("confirmation_required", 422, "Set confirm to true to erase",
                               "กรุณายืนยันการลบข้อมูล")
         alias = pseudonym(request.app.state.settings.privacy_pseudonym_salt, me.subject_id)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
             await erase_member(conn, me.subject_id, alias)
+            await auth_repo.revoke_subject(conn, "member", me.subject_id)
             await audit.record(conn, me.scope, "member.erasure", f"member:{me.subject_id}",
                                {"pseudonym": alias})
         return {"member_id": me.subject_id, "status": "erased", "pseudonym": alias}
 
 
 async def erase_member(conn: Conn, member_id: int, alias: str) -> None:
-    await conn.execute(
-        "update members set line_sub = $2, display_name = '', district_code = null,"
-        " hold_reason = null, status = 'erased' where id = $1", member_id, alias)
-    await conn.execute("update notify_prefs set phone = null, phone_verified_at = null,"
-                       " line_opt_in = false where member_id = $1", member_id)
-    await conn.execute("update otp_challenges set phone = '' where member_id = $1", member_id)
-    await conn.execute("update fraud_checkins set lat = null, lon = null, device_id = null"
-                       " where member_id = $1", member_id)
-    await conn.execute("insert into erasures (member_id, pseudonym) values ($1, $2)"
-                       " on conflict do nothing", member_id, alias)
+    """Every personal value of the member, in one statement (migration 0122)."""
+    try:
+        await conn.execute("select kk_erase_member($1, $2)", member_id, alias)
+    except asyncpg.PostgresError as exc:
+        mapped = map_db_error(exc)
+        if mapped is None:
+            raise
+        if mapped.code == "erasure_refused_on_hold":
+            raise erasure_refused() from None
+        raise mapped from None
