@@ -137,6 +137,10 @@ async def test_a_suspended_merchant_can_neither_award_nor_redeem_online_or_offli
                         json={"kind": "merchant", "value": str(shop), "reason": "test"})
     assert r.status_code == 201, r.text
     routes = {
+        # Reports of new activity stop too: the staff check refuses every merchant route.
+        "daily report": lambda: http.get("/merchant/reports/daily", headers=counter),
+        "monthly report": lambda: http.get("/merchant/reports/monthly", headers=counter),
+        "shop analytics": lambda: http.get("/merchant/analytics/daily", headers=counter),
         "scan purchase": lambda: http.post(
             "/merchant/scans", headers=counter | idem(),
             json={"member_token": qr(world, mid), "purchase_thb": 100}),
