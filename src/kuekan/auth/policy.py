@@ -4,8 +4,9 @@ Every admin route declares its policy in ``opt={"policy": ...}`` (the analytics 
 routes keep their data classes in ``opt={"access": ...}``, decided by
 ``kuekan.analytics.model.allowed``). :func:`api_guard` runs on every route of ``/api/v1``: it
 refuses an ``/admin`` route that declares no policy (so a new route cannot be registered
-unguarded; ``tests/integration/test_policy.py`` also walks ``app.routes``), checks each staff or
-admin token against its staff row (:mod:`kuekan.auth.staff`), and applies the route's policy.
+unguarded; ``tests/integration/analytics/test_access.py`` also walks ``app.routes``), checks
+each staff or admin token against its staff row (:mod:`kuekan.auth.staff`), and applies the
+route's policy.
 
 Policies (docs/ARCHITECTURE.md "Threat model: who may do what"):
 
