@@ -6,7 +6,7 @@
 --     verified token's iat/exp and the allowed clock skew in p_ref->'qr', and a scan without
 --     them is refused, so a caller that forgets them cannot skip the check;
 --   * one member-QR token (its jti) pays at most one award and one redemption, and is used at
---     one merchant only (kk_qr_use);
+--     one merchant only;
 --   * a merchant's offline uploads award at most merchants.offline_daily_cap_points per
 --     Asia/Bangkok day of the scan (on top of the merchant's daily award cap);
 --   * a suspended merchant neither awards nor redeems (403 merchant_suspended).
@@ -51,13 +51,23 @@ begin
     if v_at < v_iat - make_interval(secs => v_skew) then
         perform kk_refuse('scan_time_before_token');
     end if;
-    perform kk_qr_use(p_jti, p_member, p_merchant);
-    if p_action = 'award' then
-        update qr_uses set awarded_at = now() where jti = p_jti and awarded_at is null;
-    else
-        update qr_uses set redeemed_at = now() where jti = p_jti and redeemed_at is null;
-    end if;
+    -- One statement in the common case (a fresh token): the first use inserts the row with
+    -- its action stamped; a later use at the same merchant stamps the other action once. The
+    -- row lock serialises two counters scanning the same token.
+    insert into qr_uses as q (jti, member_id, merchant_id, awarded_at, redeemed_at)
+    values (p_jti, p_member, p_merchant,
+            case when p_action = 'award' then now() end,
+            case when p_action = 'redeem' then now() end)
+    on conflict (jti) do update
+       set awarded_at = coalesce(q.awarded_at, excluded.awarded_at),
+           redeemed_at = coalesce(q.redeemed_at, excluded.redeemed_at)
+     where q.merchant_id = excluded.merchant_id
+       and case when p_action = 'award' then q.awarded_at is null
+                else q.redeemed_at is null end;
     if not found then
+        if exists (select 1 from qr_uses where jti = p_jti and merchant_id <> p_merchant) then
+            perform kk_refuse('member_token_replayed');
+        end if;
         perform kk_refuse('member_token_used');
     end if;
 end $$;
