@@ -22,6 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kuekan.agencies.jobs import deliver_webhooks
 from kuekan.analytics.jobs import analytics_consume
+from kuekan.auth import jobs as auth_jobs
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.logging import configure_logging, get_logger
@@ -103,6 +104,8 @@ JOBS += missions_jobs.JOBS
 CRON += missions_jobs.CRON
 JOBS += privacy_jobs.JOBS
 CRON += privacy_jobs.CRON
+JOBS += auth_jobs.JOBS
+CRON += auth_jobs.CRON
 # Analytics rollups and agency webhooks every 5 s (both bounded per run, both idempotent).
 JOBS += [analytics_consume, deliver_webhooks]
 CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),

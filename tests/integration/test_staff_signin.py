@@ -185,3 +185,20 @@ def test_the_token_cli_refuses_to_mint_in_prod(pool: asyncpg.Pool) -> None:
          "--line-sub", sub], env={**os.environ, "KUEKAN_ENV": "test"}, cwd=REPO,
         capture_output=True, text=True, timeout=60, check=False)
     assert dev.returncode == 0 and dev.stdout.count(".") == 2, dev.stderr
+
+
+async def test_expired_refresh_tokens_are_forgotten_a_day_later(pool: asyncpg.Pool) -> None:
+    import datetime as dt
+
+    from kuekan.auth import jobs
+
+    old, live = uuid.uuid4().hex, uuid.uuid4().hex
+    now = dt.datetime.now(dt.UTC)
+    await pool.execute(
+        "insert into refresh_tokens (jti, family, kind, subject_id, expires_at) values"
+        " ($1, 'f-old', 'member', 1, $3), ($2, 'f-live', 'member', 1, $4)", old, live,
+        now - dt.timedelta(days=2), now + dt.timedelta(days=2))
+    assert await jobs.cleanup_refresh_tokens({"pool": pool}) >= 1
+    left = await pool.fetch("select jti from refresh_tokens where jti = any($1::text[])",
+                            [old, live])
+    assert [r["jti"] for r in left] == [live]
