@@ -16,12 +16,20 @@ WORKDIR /build
 RUN python -m venv /opt/venv
 ENV PATH="/opt/venv/bin:${PATH}"
 
+# src/kuekan/config and src/kuekan/sql are links to the top-level config/ and sql/: copy all
+# three so the wheel carries them (with the Korat data) as package data.
 COPY pyproject.toml README.md ./
+COPY config ./config
+COPY sql ./sql
 COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /build/dist . \
  && pip install /build/dist/*.whl
 
-# ---- runtime: only the venv, the SQL and the config; no build tools, not root ----
+# ---- runtime: only the venv (the installed wheel holds config, SQL and data); not root ----
+# How this is checked without a Docker daemon: tests/e2e/test_installed_wheel.py (in `make
+# test`) does what these two stages do — builds the wheel from the checkout, installs it into a
+# fresh venv outside it — and runs migrate, seed, serve, an award and check-ledger from another
+# folder with KUEKAN_ENV=prod, as this image's CMD does.
 FROM python:3.11-slim AS runtime
 
 ENV PATH="/opt/venv/bin:${PATH}" \
@@ -35,8 +43,6 @@ RUN groupadd --system --gid 10001 kuekan \
 
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
-COPY --chown=root:root sql ./sql
-COPY --chown=root:root config ./config
 
 # Files stay owned by root and read-only to the service user; Kubernetes also mounts the root
 # filesystem read-only, so the process writes nothing but logs to stdout.

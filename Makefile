@@ -27,11 +27,16 @@ services: venv ## find PostgreSQL and Redis (configured URLs), or start embedded
 
 run: services ## run API + worker with demo data on http://$(HOST):$(PORT)
 	@set -a; source $(ENVFILE); set +a; \
-	 $(BIN)/python -m kuekan migrate && $(BIN)/python -m kuekan seed && \
-	 echo "admin token:  $$($(BIN)/python -m kuekan token --role admin --org pao --line-sub Uadmin-pao)" && \
-	 echo "member token: $$($(BIN)/python -m kuekan token --role member --line-sub Udemo-0)" && \
-	 ( $(BIN)/python -m kuekan worker & echo $$! > .kuekan/worker.pid ) && \
-	 trap 'kill $$(cat .kuekan/worker.pid) 2>/dev/null' EXIT INT TERM; \
+	 fail() { echo "make run: $$1 failed (see above); not starting the service" >&2; exit 1; }; \
+	 $(BIN)/python -m kuekan migrate || fail migrate; \
+	 $(BIN)/python -m kuekan seed || fail seed; \
+	 admin=$$($(BIN)/python -m kuekan token --role admin --org pao --line-sub Uadmin-pao) \
+	   || fail "token (admin)"; \
+	 member=$$($(BIN)/python -m kuekan token --role member --line-sub Udemo-0) \
+	   || fail "token (member)"; \
+	 echo "admin token:  $$admin"; echo "member token: $$member"; \
+	 $(BIN)/python -m kuekan worker & worker=$$!; \
+	 trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	 echo "KueKan on http://$(HOST):$(PORT)  (OpenAPI: /schema, metrics: /metrics)"; \
 	 $(BIN)/python -m kuekan serve --host $(HOST) --port $(PORT)
 

@@ -13,7 +13,6 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -21,18 +20,14 @@ from shapely.geometry import shape
 
 from kuekan.geo.index import FenceIndex
 from kuekan.geo.model import Fence, LocalFrame
+from kuekan.kit.resources import korat_data_dir
 
-DATA_PARTS = ("shared", "data", "korat", "districts.geojson")
 VENUES = 200
 SEED = 20_240_601
 
 
 def districts_path() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent.joinpath(*DATA_PARTS)
-        if candidate.is_file():
-            return candidate
-    sys.exit("shared/data/korat/districts.geojson not found above this script")
+    return korat_data_dir() / "districts.geojson"
 
 
 def venue(fence_id: int, lat: float, lon: float, half_side_m: float) -> Fence:

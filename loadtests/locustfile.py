@@ -1,6 +1,7 @@
 """KueKan load scenarios (Locust, FastHttpUser). Normally started by ``loadtests/run.py``.
 
-Scenario = the environment variable KUEKAN_SCENARIO (event_flood | merchant_peak | mixed_day);
+Scenario = the environment variable KUEKAN_SCENARIO (event_flood | event_knee | merchant_peak |
+mixed_day);
 it picks the LoadTestShape and the user classes. Fixtures (prepared before the run, never minted
 during it) come from the directory KUEKAN_LOAD_DIR:
 
@@ -23,6 +24,7 @@ import json
 import os
 import random
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -184,13 +186,20 @@ def reward_ids(user: KueKanUser, token: str) -> list[int]:
 ARRIVAL_SPREAD_S = float(os.environ.get("KUEKAN_ARRIVAL_SPREAD_S", "1.0"))
 
 
+EVENT_SCENARIOS = ("event_flood", "event_knee")
+# The event crowd's think time between two looks at the phone (seconds).
+THINK_S = (float(os.environ.get("KUEKAN_THINK_MIN_S", "5")),
+           float(os.environ.get("KUEKAN_THINK_MAX_S", "15")))
+
+
 class EventGoer(KueKanUser):
-    """Korat Creative Splash: arrives, checks in once inside the fence, looks at the pocket,
-    browses rewards, some redeem; then stays on the site refreshing now and then."""
+    """Korat Creative Splash: arrives, checks in once inside the event fence, looks at the
+    pocket; then keeps the site open, refreshing the pocket every 5-15 s and now and then the
+    reward catalogue (some redeem on arrival)."""
 
-    abstract = SCENARIO != "event_flood"  # only the scenario's own users are concrete
+    abstract = SCENARIO not in EVENT_SCENARIOS  # only the scenario's own users are concrete
 
-    wait_time = between(15, 45)
+    wait_time = between(*THINK_S)
 
     def on_start(self) -> None:
         # Locust dispatches a second's worth of new users in one batch and starts them all at
@@ -204,22 +213,19 @@ class EventGoer(KueKanUser):
                 "device_id": f"dev-{uuid.uuid4().hex[:12]}"}
         self.post_idem(f"{API}/checkins", self.token, body, "POST /checkins")
         self.get(f"{API}/me/pocket", self.token, "GET /me/pocket")
-        ids = reward_ids(self, self.token)
-        if ids and random.random() < REDEEM_SHARE:
-            self.post_idem(f"{API}/redemptions", self.token, {"reward_id": random.choice(ids)},
-                           "POST /redemptions")
+        if random.random() < REDEEM_SHARE:
+            ids = reward_ids(self, self.token)
+            if ids:
+                self.post_idem(f"{API}/redemptions", self.token,
+                               {"reward_id": random.choice(ids)}, "POST /redemptions")
 
-    @task(3)
+    @task(4)
     def pocket(self) -> None:
         self.get(f"{API}/me/pocket", self.token, "GET /me/pocket")
 
-    @task(2)
+    @task(1)
     def rewards(self) -> None:
         self.get(f"{API}/rewards", self.token, "GET /rewards")
-
-    @task(1)
-    def history(self) -> None:
-        self.get(f"{API}/me/history?limit=20", self.token, "GET /me/history")
 
 
 class MerchantStaff(KueKanUser):
@@ -322,12 +328,63 @@ class _Shape(LoadTestShape):
         return users, rate, classes
 
 
+# Event-goers arriving per second (run.py --rate): the gate opens and the crowd walks in.
+ARRIVAL_RATE = float(os.environ.get("KUEKAN_ARRIVAL_RATE", "100"))
+
+
 class EventFloodShape(_Shape):
-    """Ramp to PEAK_USERS (10,000) event-goers within RAMP_S (2 minutes), then hold."""
+    """PEAK_USERS (10,000) event-goers arriving at ARRIVAL_RATE a second (100: all in within
+    100 s), each checking in once, then staying and refreshing; hold until the end."""
 
     abstract = SCENARIO != "event_flood"
-    rate = max(1.0, PEAK_USERS / max(1, RAMP_S - 10))
-    stages = [(DURATION_S, PEAK_USERS, rate, [EventGoer])]
+    stages = [(DURATION_S, PEAK_USERS, ARRIVAL_RATE, [EventGoer])]
+
+
+# The knee finder: a stepped ramp of event-goers, each step held KNEE_STEP_S seconds.
+KNEE_STEPS = [int(x) for x in os.environ.get("KUEKAN_KNEE_STEPS", "2000").split(",")]
+KNEE_STEP_S = int(os.environ.get("KUEKAN_KNEE_STEP_S", "60"))
+
+
+class EventKneeShape(_Shape):
+    """Steps of KNEE_STEPS users (arriving at ARRIVAL_RATE a second), KNEE_STEP_S each."""
+
+    abstract = SCENARIO != "event_knee"
+    stages = [((i + 1) * KNEE_STEP_S, users, ARRIVAL_RATE, [EventGoer])
+              for i, users in enumerate(KNEE_STEPS)]
+
+
+# Per-step latency histograms for the knee finder, kept in each Locust process and written at
+# exit (run.py merges them): bucket = whole milliseconds, step = by wall clock from KNEE_T0.
+_knee_hist: dict[tuple[int, str, int], int] = {}
+_knee_counts: dict[tuple[int, str], int] = {}
+KNEE_T0 = float(os.environ.get("KUEKAN_KNEE_T0", "0"))
+
+
+@events.request.add_listener
+def _knee_record(name: str, response_time: float, exception: Any, **_: Any) -> None:
+    if SCENARIO != "event_knee" or not KNEE_T0:
+        return
+    step = int((time.time() - KNEE_T0) // KNEE_STEP_S)
+    # The first third of a step is the transition from the last: not measured.
+    if (time.time() - KNEE_T0) - step * KNEE_STEP_S < KNEE_STEP_S / 3:
+        return
+    key = (step, name, int(response_time))
+    _knee_hist[key] = _knee_hist.get(key, 0) + 1
+    if exception is not None and not str(exception).startswith("refusal"):
+        # Real errors only: an intended business refusal (409/403 with a code) is an answer.
+        _knee_counts[(step, name)] = _knee_counts.get((step, name), 0) + 1
+
+
+@events.quitting.add_listener
+def _knee_dump(**_: Any) -> None:
+    out = os.environ.get("KUEKAN_KNEE_OUT")
+    if SCENARIO != "event_knee" or not out or not _knee_hist:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    rows = [[step, name, ms, n] for (step, name, ms), n in _knee_hist.items()]
+    fails = [[step, name, n] for (step, name), n in _knee_counts.items()]
+    (Path(out) / f"knee-{os.getpid()}.json").write_text(json.dumps({"hist": rows,
+                                                                   "fails": fails}))
 
 
 class MerchantPeakShape(_Shape):

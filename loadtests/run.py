@@ -11,6 +11,9 @@ Steps (everything on 127.0.0.1; every process is started here and stopped by its
    inside its geofence, the reward ids -> loadtests/reports/fixtures/;
 3. start the API (``kuekan serve --workers W --backlog 8192``) and the ARQ worker;
 4. run Locust headless (``--processes P``), CSV + HTML in loadtests/reports/;
+   ``--scenario event_knee`` runs a stepped ramp of the event crowd instead (``--steps``,
+   ``--step-s``) and prints, per step, offered and served req/s, p50/p95/p99 per endpoint and
+   the CPU of each process, then the knee: the largest step holding p95 < 200 ms;
 5. with LINE faked (the default), send the evening digest through the worker to the fake LINE
    API and check that each member with points got exactly one push;
 6. run ``python -m kuekan check-ledger`` and print per-endpoint RPS, p50/p95/p99, failures split
@@ -46,6 +49,7 @@ from stack import (
     accept_counters,
     flush_redis_db,
     free_port,
+    machine_cpu,
     profile_summary,
     raise_nofile,
     recreate_database,
@@ -286,18 +290,6 @@ async def evening_digest(dsn: str, redis_url: str, line: FakeLineServer,
     return once
 
 
-def machine_cpu(since: tuple[float, float] | None = None) -> tuple[float, float]:
-    """(busy, total) core-seconds from /proc/stat, absolute or since an earlier reading."""
-    vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    tick = os.sysconf("SC_CLK_TCK")
-    idle = (vals[3] + vals[4]) / tick
-    total = sum(vals[:8]) / tick
-    busy = total - idle
-    if since is None:
-        return busy, total
-    return busy - since[0], total - since[1]
-
-
 # --- report ---------------------------------------------------------------------------------
 def summarise(prefix: Path) -> tuple[int, int]:
     with open(f"{prefix}_stats.csv", newline="") as fh:
@@ -350,11 +342,74 @@ def summarise(prefix: Path) -> tuple[int, int]:
     return total_req, total_err
 
 
+def knee_report(out: Path, steps: list[int], step_s: int, think: tuple[float, float],
+                samples: list[tuple[float, dict[str, float]]], t0: float) -> None:
+    """Per step of the stepped ramp: offered and served req/s, p50/p95/p99 per endpoint, CPU
+    per process, and the knee: the largest step whose every endpoint holds p95 < 200 ms."""
+    hist: dict[tuple[int, str], dict[int, int]] = {}
+    fails: dict[tuple[int, str], int] = {}
+    for f in out.glob("knee-*.json"):
+        data = json.loads(f.read_text())
+        for step, name, ms, n in data["hist"]:
+            bucket = hist.setdefault((step, name), {})
+            bucket[ms] = bucket.get(ms, 0) + n
+        for step, name, n in data["fails"]:
+            fails[(step, name)] = fails.get((step, name), 0) + n
+
+    def pcts(counts: dict[int, int]) -> tuple[int, int, int, int]:
+        total = sum(counts.values())
+        marks, out_ms, seen = [0.50, 0.95, 0.99], [], 0
+        for ms in sorted(counts):
+            seen += counts[ms]
+            while marks and seen >= marks[0] * total:
+                out_ms.append(ms)
+                marks.pop(0)
+        return total, *out_ms  # type: ignore[return-value]
+
+    def cpu_at(t: float) -> dict[str, float]:
+        return min(samples, key=lambda s: abs(s[0] - t))[1] if samples else {}
+
+    window = step_s - step_s / 3
+    mean_think = sum(think) / 2
+    print(f"\n=== knee: steps of {step_s} s (measured: the last two thirds of each), think "
+          f"{think[0]:g}-{think[1]:g} s ===")
+    knee = None
+    for i, users in enumerate(steps):
+        names = sorted(n for (st, n) in hist if st == i)
+        if not names:
+            continue
+        start, end = t0 + i * step_s + step_s / 3, t0 + (i + 1) * step_s
+        c0, c1 = cpu_at(start), cpu_at(end)
+        cpu = {k: (c1.get(k, 0.0) - c0.get(k, 0.0)) / window for k in c1}
+        served = sum(pcts(hist[(i, n)])[0] for n in names) / window
+        print(f"\nstep {i + 1}: {users} users, offered ~{users / mean_think:.0f} req/s "
+              f"(users / mean think time), served {served:.0f} req/s; CPU cores: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+        print(f"  {'endpoint':22} {'req/s':>7} {'p50':>6} {'p95':>6} {'p99':>6} {'errors':>6}")
+        holds = True
+        for n in names:
+            total, p50, p95, p99 = pcts(hist[(i, n)])
+            holds = holds and p95 < 200 and fails.get((i, n), 0) == 0
+            print(f"  {n[:22]:22} {total / window:7.1f} {p50:6d} {p95:6d} {p99:6d} "
+                  f"{fails.get((i, n), 0):6d}")
+        if holds:
+            knee = (users, served)
+    if knee:
+        print(f"\nKNEE: {knee[0]} users, {knee[1]:.0f} req/s served with every endpoint's "
+              "p95 < 200 ms and no failure")
+    else:
+        print("\nKNEE: no step held p95 < 200 ms")
+
+
 async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear script
     nofile = raise_nofile(65536)
     print(f"open files limit (soft): {nofile}", flush=True)
     scenario = args.scenario
-    peak = args.users or {"event_flood": 10000, "merchant_peak": 500, "mixed_day": 2200}[scenario]
+    steps = [int(x) for x in args.steps.split(",")]
+    if scenario == "event_knee":
+        args.duration = len(steps) * args.step_s
+    peak = args.users or {"event_flood": 10000, "event_knee": max(steps), "merchant_peak": 500,
+                          "mixed_day": 2200}[scenario]
     # Worker k of P takes tokens k, k+P, ...; Locust does not always give the first workers the
     # odd users, so a list of exactly `peak` tokens could wrap and hand one member to two users
     # (seen once as a stray 409 already_completed). A 5 % margin keeps every user distinct.
@@ -404,6 +459,10 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
                 "KUEKAN_RAMP_S": str(args.ramp), "KUEKAN_MERCHANTS": str(args.merchants or 500),
                 "KUEKAN_LOCUST_PROCESSES": str(processes),
                 "KUEKAN_ARRIVAL_SPREAD_S": "1.0" if args.arrivals == "spread" else "0",
+                "KUEKAN_ARRIVAL_RATE": str(args.rate), "KUEKAN_THINK_MIN_S": str(args.think[0]),
+                "KUEKAN_THINK_MAX_S": str(args.think[1]), "KUEKAN_KNEE_STEPS": args.steps,
+                "KUEKAN_KNEE_STEP_S": str(args.step_s), "KUEKAN_KNEE_OUT": f"{prefix}_knee",
+                "KUEKAN_KNEE_T0": f"{time.time() + 2:.3f}",
                 # gevent's default resolver hands every getaddrinfo to a thread pool; its locks
                 # and hand-offs were ~20 % of a Locust worker's CPU during the ramp (one lookup
                 # per new user's connection). The host is an IP literal: resolve inline.
@@ -426,9 +485,15 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
                                          "--format", "raw", "-o", f"{prefix}_api.pyspy.txt"],
                               dict(os.environ), REPORTS / f"{scenario}_{stamp}_pyspy.log")
         locust_cpu = 0.0
+        samples: list[tuple[float, dict[str, float]]] = []
         deadline = time.monotonic() + args.duration + 180
         while loc.poll() is None and time.monotonic() < deadline:
             locust_cpu = max(locust_cpu, tree_cpu(loc.pid))  # its children exit with it
+            api_now, worker_now = tree_cpu(api.pid), tree_cpu(worker.pid)
+            busy = machine_cpu()[0]
+            samples.append((time.time(), {
+                "API": api_now, "worker": worker_now, "Locust": locust_cpu,
+                "rest": busy - api_now - worker_now - locust_cpu}))
             await asyncio.sleep(2)
         if loc.poll() is None:
             print("locust overran its bound; stopping it", flush=True)
@@ -463,6 +528,9 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
           f"{processes}, API workers {args.workers}, rate limits {args.rate_limits}, "
           f"arrivals {args.arrivals} ===")
     total, errors = summarise(prefix)
+    if scenario == "event_knee":
+        knee_report(Path(f"{prefix}_knee"), steps, args.step_s, args.think, samples,
+                    float(lenv["KUEKAN_KNEE_T0"]))
     print("\ninvariants (python -m kuekan check-ledger):")
     out = cli(env, "check-ledger")
     print("  " + out.strip().replace("\n", "\n  "))
@@ -477,11 +545,18 @@ async def amain(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one linear 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenario", choices=["event_flood", "merchant_peak", "mixed_day"],
-                    default="event_flood")
+    ap.add_argument("--scenario", choices=["event_flood", "event_knee", "merchant_peak",
+                                           "mixed_day"], default="event_flood")
     ap.add_argument("--duration", type=parse_duration, default=300, help="seconds (or 5m)")
     ap.add_argument("--users", type=int, default=None, help="peak users (scenario default)")
-    ap.add_argument("--ramp", type=int, default=120, help="event_flood ramp, seconds")
+    ap.add_argument("--ramp", type=int, default=120, help="mixed_day ramp, seconds")
+    ap.add_argument("--rate", type=float, default=100.0,
+                    help="event_flood / event_knee: event-goers arriving per second")
+    ap.add_argument("--think", type=float, nargs=2, default=(5.0, 15.0),
+                    metavar=("MIN_S", "MAX_S"), help="event-goers' think time between looks")
+    ap.add_argument("--steps", default="2000,4000,6000,8000,10000,12000,14000",
+                    help="event_knee: users at each step of the ramp")
+    ap.add_argument("--step-s", type=int, default=90, help="event_knee: seconds per step")
     ap.add_argument("--members", type=int, default=None, help="member tokens to prepare")
     ap.add_argument("--merchants", type=int, default=None, help="merchant staff (500)")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (2 for 2 cores)")

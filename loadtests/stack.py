@@ -213,6 +213,19 @@ class RawConn:
         return status, hdrs, payload
 
 
+def machine_cpu(since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(busy, total) core-seconds from /proc/stat, absolute or since an earlier reading."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = (vals[3] + vals[4]) / tick
+    total = sum(vals[:8]) / tick
+    busy = total - idle
+    if since is None:
+        return busy, total
+    return busy - since[0], total - since[1]
+
+
+
 # CPU accounting from /proc: CPU-seconds per operation hold up on a shared box far better than
 # throughput does (other processes steal wall time, not our CPU time).
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -8,7 +8,9 @@ funders with unique ids, so they never depend on each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -120,7 +122,7 @@ def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Po
     proc = subprocess.Popen(
         [sys.executable, "-m", "kuekan", "serve", "--host", "127.0.0.1", "--port", str(port)],
         # stderr goes to a file: a pipe nobody reads would block a chatty server.
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -134,16 +136,23 @@ def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Po
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    proc.kill()
+    kill_group(proc)
     raise RuntimeError("API server did not become ready in 30 s")
 
 
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL a process started with ``start_new_session=True`` and everything in its group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a clean stop), then the whole process group is killed whatever happened."""
     proc.terminate()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    kill_group(proc)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ to ``.kuekan/env`` and says which ones were chosen.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
-STATE = ROOT / ".kuekan"
+STATE = Path(os.environ.get("KUEKAN_STATE_DIR", ROOT / ".kuekan"))
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/kuekan"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -105,13 +106,34 @@ def ensure() -> int:
     return 0
 
 
+def _stop_pid(name: str, pidfile: Path, sig: signal.Signals) -> None:
+    """Signal the process whose pid heads ``pidfile`` and wait for it. Signals, not pg_ctl:
+    pg_ctl refuses to run as root, and the embedded server may run as another user."""
+    if not pidfile.exists():
+        print(f"{name}: not running (no {pidfile.name})")
+        return
+    pid = int(pidfile.read_text().split()[0])
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        print(f"{name}: pid {pid} already gone")
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"{name}: stopped (pid {pid})")
+            return
+        time.sleep(0.1)
+    print(f"{name}: pid {pid} still running after 30 s", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def stop() -> int:
-    pid = STATE / "redis.pid"
-    if pid.exists():
-        subprocess.run(["kill", pid.read_text().strip()], check=False)
-    pgdata = STATE / "pgdata"
-    if pgdata.exists():
-        subprocess.run(["pg_ctl", "-D", str(pgdata), "stop"], check=False)
+    # SIGINT is PostgreSQL's "fast" shutdown: clients disconnected, a clean checkpoint.
+    _stop_pid("embedded PostgreSQL", STATE / "pgdata" / "postmaster.pid", signal.SIGINT)
+    _stop_pid("embedded Redis", STATE / "redis.pid", signal.SIGTERM)
     return 0
 
 

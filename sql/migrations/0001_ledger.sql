@@ -205,12 +205,7 @@ create table outbox (
     relayed_at timestamptz
 );
 create index outbox_unrelayed on outbox (id) where relayed_at is null;
-
--- Transfers are never updated or deleted: corrections are new transfers.
-create function kk_forbid_change() returns trigger language plpgsql as $$
-begin
-    raise exception '% is append-only', tg_table_name using errcode = 'KK900';
-end $$;
+-- kk_forbid_change(): its current body is sql/functions/kk_forbid_change.sql
 create trigger transfers_immutable before update or delete on transfers
     for each row execute function kk_forbid_change();
 create trigger transfer_lots_immutable before update or delete on transfer_lots

@@ -130,37 +130,8 @@ create table audit_log (
     prev_hash text not null,
     hash text not null
 );
-
--- The hashed bytes: every field length-prefixed so no two rows can share a material.
--- kuekan.audit.verify rebuilds the same text in Python from the stored fields.
-create function kk_audit_material(p_prev text, p_id bigint, p_at timestamptz, p_actor text,
-                                  p_action text, p_subject text, p_details jsonb)
-returns text language sql immutable as $$
-    select string_agg(length(f) || ':' || f, '|' order by n)
-      from unnest(array[p_prev, p_id::text,
-                        to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                        p_actor, p_action, p_subject, p_details::text]) with ordinality as x(f, n)
-$$;
-
--- Append one row under a transaction-scoped lock, so rows chain in id order.
-create function kk_audit_append(p_actor text, p_action text, p_subject text, p_details jsonb)
-returns bigint language plpgsql as $$
-declare
-    v_prev text;
-    v_id bigint;
-    v_at timestamptz := date_trunc('microseconds', clock_timestamp());
-    v_details jsonb := coalesce(p_details, '{}'::jsonb);
-begin
-    perform pg_advisory_xact_lock(7364001);
-    select hash into v_prev from audit_log order by id desc limit 1;
-    v_prev := coalesce(v_prev, repeat('0', 64));
-    v_id := nextval('audit_log_id_seq');
-    insert into audit_log (id, at, actor, action, subject, details, prev_hash, hash)
-    values (v_id, v_at, p_actor, p_action, p_subject, v_details, v_prev,
-            encode(sha256(convert_to(kk_audit_material(v_prev, v_id, v_at, p_actor, p_action,
-                                                       p_subject, v_details), 'UTF8')), 'hex'));
-    return v_id;
-end $$;
+-- kk_audit_material(): its current body is sql/functions/kk_audit_material.sql
+-- kk_audit_append(): its current body is sql/functions/kk_audit_append.sql
 
 create trigger audit_log_append_only before update or delete on audit_log
     for each row execute function kk_forbid_change();

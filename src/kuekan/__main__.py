@@ -32,13 +32,20 @@ def _worker(args: argparse.Namespace) -> int:
 def _migrate(_: argparse.Namespace) -> int:
     from kuekan.db.migrate import migrate
 
-    applied = asyncio.run(migrate(get_settings().database_url))
+    settings = get_settings()
+    applied = asyncio.run(migrate(settings.migrations_database_url,
+                                  app_url=settings.database_url))
     print(f"migrations applied: {', '.join(applied) or 'none (up to date)'}")
     return 0
 
 
 def _seed(_: argparse.Namespace) -> int:
     from kuekan.seed import seed
+
+    if get_settings().env == "prod":
+        print("kuekan seed: demo data is for dev and test; refusing with KUEKAN_ENV=prod",
+              file=sys.stderr)
+        return 2
 
     print(asyncio.run(seed(get_settings())))
     return 0
@@ -162,9 +169,26 @@ def _verify_audit(args: argparse.Namespace) -> int:
 EXTRA_COMMANDS["verify-audit"] = _verify_audit
 
 
+# Commands that run the service or change its schema: never with development secrets in prod.
+GUARDED = frozenset({"serve", "worker", "migrate"})
+
+
 def main(argv: list[str] | None = None) -> int:
+    from kuekan.db.migrate import MigrationError
+    from kuekan.kit.resources import ResourceMissingError
+    from kuekan.settings import SettingsError, UnsafeSettingsError, require_safe
+
     args = build_parser().parse_args(argv)
-    return int(args.fn(args))
+    try:
+        if args.command in GUARDED:
+            require_safe(get_settings())
+        return int(args.fn(args))
+    except UnsafeSettingsError as exc:
+        print(f"kuekan {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (MigrationError, ResourceMissingError, SettingsError) as exc:
+        print(f"kuekan {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    # ARQ logs two lines per job at INFO (several a second from the cron ticks): keep them for
+    # debugging only; job outcomes are counted in the worker's metrics and failures still log.
+    if logging.getLevelName(level.upper()) > logging.DEBUG:
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -11,9 +11,11 @@ the pod (no silent half-capacity).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -43,6 +45,21 @@ def _run_one(sock: socket.socket, backlog: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a forked worker: the kernel sends SIGTERM when the parent dies, however it dies
+    (SIGKILL, the OOM killer), so no orphan keeps serving stale code on the shared port. The
+    parent may already be gone before prctl ran: then stop now."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            os._exit(1)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def serve(host: str, port: int, workers: int, backlog: int) -> int:
     """Serve until signalled; returns the exit status."""
     if workers <= 1:
@@ -50,17 +67,6 @@ def serve(host: str, port: int, workers: int, backlog: int) -> int:
                     **UVICORN_OPTIONS)
         return 0
     children: list[int] = []
-    for _ in range(workers):
-        sock = _listen(host, port, backlog)  # bound before forking: the port is taken now
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _run_one(sock, backlog)
-            finally:
-                os._exit(0)
-        sock.close()
-        children.append(pid)
-
     stopping = False
 
     def forward(signum: int, _: Any) -> None:
@@ -70,8 +76,27 @@ def serve(host: str, port: int, workers: int, backlog: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    # Handlers first, then fork: a signal that arrives while workers start is forwarded to those
+    # already running instead of killing the parent with its children left behind.
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    parent = os.getpid()
+    for _ in range(workers):
+        sock = _listen(host, port, backlog)  # bound before forking: the port is taken now
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn installs its own
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _die_with_parent(parent)
+                _run_one(sock, backlog)
+            finally:
+                os._exit(0)
+        sock.close()
+        children.append(pid)
+        if stopping:
+            forward(signal.SIGTERM, None)
+            break
     status = 0
     while children:
         try:

@@ -1,7 +1,9 @@
 """Typed settings: ``config/base.toml``, then ``config/<env>.toml``, then ``KUEKAN_*`` variables.
 
 Every bound the service has (pool sizes, TTLs, caps, page sizes) is a field here with its default,
-so operators change numbers in config, never in code.
+so operators change numbers in config, never in code. The config files are package data
+(``kuekan.kit.resources.config_dir``). In ``prod``, :func:`unsafe_for_prod` lists every secret
+still at a development default or too short, and the CLI refuses to start on any of them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
-CONFIG_DIR = Path(
-    os.environ.get("KUEKAN_CONFIG_DIR", Path(__file__).resolve().parents[2] / "config"))
+from kuekan.kit.resources import config_dir
+
+ENVIRONMENTS = ("dev", "test", "prod")
+# Keyed hashes (HMAC) are only as strong as their key: shorter keys are refused in prod.
+MIN_SECRET_BYTES = 32
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,6 +30,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     env: str = "dev"
     # Storage.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/kuekan"
+    # The schema owner's URL, used by `migrate` only ("" = database_url, as in dev and test).
+    # In prod the app logs in as a role that is a member of kuekan_app and owns nothing, so the
+    # audit log's REVOKE and triggers bind it; `migrate` grants kuekan_app to that login.
+    migrate_database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     db_pool_min: int = 2
     db_pool_max: int = 20
@@ -112,9 +122,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     worker_metrics_port: int = 9100
 
 
+    @property
+    def migrations_database_url(self) -> str:
+        return self.migrate_database_url or self.database_url
+
+
+class SettingsError(RuntimeError):
+    """Settings that cannot be read or do not type-check; the message names the field."""
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     with path.open("rb") as f:
         return tomllib.load(f)
 
@@ -140,12 +157,79 @@ def _env_overrides(fields: set[str]) -> dict[str, Any]:
 def load_settings(env: str | None = None) -> Settings:
     """Build settings for ``env`` (default ``KUEKAN_ENV`` or ``dev``)."""
     env = env or os.environ.get("KUEKAN_ENV", "dev")
+    if env not in ENVIRONMENTS:
+        raise SettingsError(f"KUEKAN_ENV={env!r}: expected one of {', '.join(ENVIRONMENTS)}")
+    folder = config_dir()
     merged: dict[str, Any] = {}
-    merged.update(_read_toml(CONFIG_DIR / "base.toml"))
-    merged.update(_read_toml(CONFIG_DIR / f"{env}.toml"))
+    merged.update(_read_toml(folder / "base.toml"))
+    merged.update(_read_toml(folder / f"{env}.toml"))
     merged.update(_env_overrides(set(Settings.__struct_fields__)))
     merged["env"] = env
-    return msgspec.convert(merged, Settings, strict=False)
+    try:
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"settings: {exc}") from exc
+
+
+# Every variable production must set (the Kubernetes Secret, compose and ops/RUNBOOK.md name each).
+PROD_SECRETS = (
+    "KUEKAN_DATABASE_URL", "KUEKAN_MIGRATE_DATABASE_URL", "KUEKAN_REDIS_URL",
+    "KUEKAN_JWT_KEYS", "KUEKAN_JWT_ACTIVE_KID", "KUEKAN_LINE_CHANNEL_ID",
+    "KUEKAN_LINE_CHANNEL_SECRET", "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
+    "KUEKAN_PRIVACY_PSEUDONYM_SALT",
+)
+
+# Secrets and their development defaults: in prod, none may keep its default.
+_DEV_DEFAULTS = Settings()
+_SECRETS = ("line_channel_secret", "line_channel_id", "privacy_pseudonym_salt")
+_HMAC_KEYS = ("privacy_pseudonym_salt",)
+
+
+def unsafe_for_prod(settings: Settings) -> list[str]:
+    """Why ``settings`` must not run in production (empty when they may)."""
+    reasons: list[str] = []
+    dev_keys = set(_DEV_DEFAULTS.jwt_keys.values())
+    if not settings.jwt_keys:
+        reasons.append("KUEKAN_JWT_KEYS is empty")
+    for kid, secret in settings.jwt_keys.items():
+        if secret in dev_keys:
+            reasons.append(f"JWT key {kid!r} is the development default")
+        elif len(secret.encode()) < MIN_SECRET_BYTES:
+            reasons.append(f"JWT key {kid!r} is shorter than {MIN_SECRET_BYTES} bytes")
+    if settings.jwt_active_kid not in settings.jwt_keys:
+        reasons.append(f"KUEKAN_JWT_ACTIVE_KID={settings.jwt_active_kid!r} names no key of "
+                       f"KUEKAN_JWT_KEYS ({', '.join(settings.jwt_keys) or 'none'})")
+    for name in _SECRETS:
+        value = getattr(settings, name)
+        if not value or value == getattr(_DEV_DEFAULTS, name):
+            reasons.append(f"KUEKAN_{name.upper()} is unset or the development default")
+    if not settings.migrate_database_url or (
+            _login(settings.migrate_database_url) == _login(settings.database_url)):
+        reasons.append("KUEKAN_MIGRATE_DATABASE_URL must be set and log in as the schema owner, "
+                       "a different role from KUEKAN_DATABASE_URL's (the app must own nothing)")
+    reasons.extend(f"KUEKAN_{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes"
+                   for name in _HMAC_KEYS
+                   if len(getattr(settings, name).encode()) < MIN_SECRET_BYTES)
+    return reasons
+
+
+def _login(url: str) -> str:
+    return urlsplit(url).username or ""
+
+
+def require_safe(settings: Settings) -> None:
+    """Stop here, saying why, when ``settings`` are ``prod`` with development secrets."""
+    if settings.env != "prod":
+        return
+    reasons = unsafe_for_prod(settings)
+    if reasons:
+        raise UnsafeSettingsError(
+            "refusing to run with KUEKAN_ENV=prod: " + "; ".join(reasons)
+            + " (ops/RUNBOOK.md, 'Secrets', lists every variable prod needs)")
+
+
+class UnsafeSettingsError(RuntimeError):
+    """Production settings with a development secret, a short key or a dangling key id."""
 
 
 @lru_cache(maxsize=1)

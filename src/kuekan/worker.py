@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -149,10 +151,12 @@ def run(redis_url: str,
 
     Each run gets a fresh event loop, and what the lost one left open (the database pool, the
     relay task) is closed first. Nothing is lost meanwhile: the outbox keeps every event in
-    PostgreSQL, and the restarted worker's startup sweep re-queues what the queue lost.
+    PostgreSQL, and the restarted worker's startup sweep re-queues what the queue lost. SIGTERM
+    or SIGINT between runs (the back-off while storage is away) ends the process at once.
     """
     delay = RESTART_DELAY_S[0]
-    while True:
+    stop = threading.Event()
+    while not stop.is_set():
         loop = new_loop()
         asyncio.set_event_loop(loop)
         worker = create_worker(WorkerSettings,  # type: ignore[arg-type]
@@ -167,9 +171,26 @@ def run(redis_url: str,
         finally:
             _close_leftovers(loop, worker)
         ran_s = time.monotonic() - started
-        time.sleep(delay)
+        with _stop_on_signal(stop):
+            stop.wait(delay)
         # Back off while storage stays away; a worker that ran a while starts the count again.
         delay = RESTART_DELAY_S[0] if ran_s > 60 else min(delay * 2, RESTART_DELAY_S[1])
+    log.info("worker_stopped_during_restart")
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signal(stop: threading.Event) -> Iterator[None]:
+    """While no event loop runs (ARQ's handlers are gone with it), SIGTERM/SIGINT set ``stop``."""
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _close_leftovers(loop: asyncio.AbstractEventLoop, worker: Worker) -> None:

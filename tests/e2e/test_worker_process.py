@@ -7,8 +7,10 @@ is noise; what is asserted is no loss and no duplicate effect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -184,3 +186,30 @@ async def test_worker_killed_during_a_flood_processes_every_row_exactly_once_aft
     assert left == 0
     assert await pool.fetchval("select count(*) from outbox_dead where outbox_id between $1"
                                " and $2", first_id, last_id) == 0
+
+
+def test_sigterm_during_the_restart_back_off_stops_the_worker(
+        database: str, tmp_path: Path) -> None:
+    """Redis unreachable: the worker backs off between restarts; SIGTERM ends it there and then
+    (an orchestrator would otherwise have to SIGKILL it)."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "KUEKAN_REDIS_URL": f"redis://127.0.0.1:{dead_port}/0",
+           "KUEKAN_LOG_LEVEL": "info"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kuekan", "worker"], env=env, cwd=REPO,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and log.read_text().count("worker_storage_lost") < 2:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert log.read_text().count("worker_storage_lost") >= 2, log.read_text()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import REPO, _free_port
+from tests.conftest import REPO, _free_port, kill_group
 
 
 def _children(pid: int) -> list[int]:
@@ -26,7 +27,7 @@ def two_workers(database: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "kuekan", "serve", "--port", str(port), "--workers", "2"],
         cwd=REPO, env={**os.environ, "KUEKAN_RATE_LIMITS": "off"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -38,9 +39,42 @@ def two_workers(database: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
             pass
         time.sleep(0.1)
     yield proc, base
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    kill_group(proc)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for whoever adopted it to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))  # no SO_REUSEPORT: fails while any worker listens
+        except OSError:
+            return False
+        return True
+
+
+def test_sigkilled_parent_takes_its_workers_with_it(
+        two_workers: tuple[subprocess.Popen[bytes], str]) -> None:
+    proc, base = two_workers
+    port = int(base.rsplit(":", 1)[1])
+    children = _children(proc.pid)
+    assert len(children) == 2
+    assert not _port_free(port)
+    os.kill(proc.pid, signal.SIGKILL)  # the OOM killer, `kill -9`: no chance to forward
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+            _port_free(port) and not any(_alive(c) for c in children)):
+        time.sleep(0.1)
+    assert not any(_alive(c) for c in children), "orphan workers left"
+    assert _port_free(port), "the port is still taken after the parent died"
 
 
 def test_both_workers_serve_and_sigterm_stops_everything(

@@ -1,7 +1,7 @@
 """Real Korat boundaries (DOPA) for geofence tests, and small geometry helpers.
 
-The data lives in ``shared/data/korat`` beside the repository. Tests fail, never skip, when it is
-missing: a geofence test on made-up shapes only would not catch real-world breakage.
+The data is the package's own (``kuekan/data/korat``, see its SOURCE.md). Tests fail, never skip,
+when it is missing: a geofence test on made-up shapes only would not catch real-world breakage.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 from shapely.geometry import MultiPolygon, Polygon, shape
 
 from kuekan.geo.model import Fence, LocalFrame
-
-KORAT_DIR_PARTS = ("shared", "data", "korat")
+from kuekan.kit.resources import korat_data_dir
 
 # Landmarks far from any district border: (name, lat, lon, district code).
 THAO_SURANARI = ("Thao Suranari Monument", 14.9751, 102.1004, "3001")
@@ -26,12 +25,8 @@ LANDMARKS = (THAO_SURANARI, PHIMAI_PARK, PAK_CHONG_TOWN)
 
 
 def korat_dir() -> Path:
-    """Find shared/data/korat in an ancestor of this file (the repo root's parent has it)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent.joinpath(*KORAT_DIR_PARTS)
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("shared/data/korat not found above " + str(Path(__file__)))
+    """The package's own copy of the boundaries."""
+    return korat_data_dir()
 
 
 @functools.cache

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from kuekan.settings import PROD_SECRETS, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OPS = REPO_ROOT / "ops"
@@ -29,13 +32,7 @@ SETTINGS_ENV = (
     "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
     "KUEKAN_RATE_LIMITS",
 )
-SECRET_ENV = (
-    "KUEKAN_DATABASE_URL",
-    "KUEKAN_REDIS_URL",
-    "KUEKAN_JWT_KEYS",
-    "KUEKAN_LINE_CHANNEL_SECRET",
-    "KUEKAN_LINE_CHANNEL_ACCESS_TOKEN",
-)
+SECRET_ENV = PROD_SECRETS
 WORKER_HEALTH_CHECK = ["python", "-m", "kuekan", "worker", "--health-check"]
 DURATION = re.compile(r"^\d+[smhd]$")
 
@@ -127,6 +124,27 @@ def test_compose_app_services_get_every_setting(compose: dict[str, Any], name: s
     assert set(SETTINGS_ENV) <= set(environment)
     assert "@postgres:" in environment["KUEKAN_DATABASE_URL"]
     assert "//redis:" in environment["KUEKAN_REDIS_URL"]
+
+
+@pytest.mark.parametrize("name", ["migrate", "api", "worker"])
+def test_compose_names_every_prod_variable_and_its_key_ids_agree(
+        compose: dict[str, Any], name: str) -> None:
+    environment = compose["services"][name]["environment"]
+    assert set(PROD_SECRETS) <= set(environment)
+    default = re.compile(r"^\$\{[A-Z_]+:-(.*)\}$")
+    keys = default.match(environment["KUEKAN_JWT_KEYS"])
+    kid = default.match(environment["KUEKAN_JWT_ACTIVE_KID"])
+    assert keys and kid
+    kids = {pair.split(":", 1)[0] for pair in keys.group(1).split(",")}
+    assert kid.group(1) in kids, (kid.group(1), kids)
+
+
+def test_runbook_names_every_prod_variable() -> None:
+    runbook = (OPS / "RUNBOOK.md").read_text(encoding="utf-8")
+    section = runbook.split("## Secrets", 1)[1].split("\n## ", 1)[0]
+    missing = [v for v in PROD_SECRETS if f"`{v}`" not in section]
+    assert not missing, missing
+    assert Settings().jwt_active_kid in Settings().jwt_keys
 
 
 def test_compose_migrate_runs_migrate_then_seed(compose: dict[str, Any]) -> None:
@@ -527,3 +545,23 @@ def test_runbook_covers_every_procedure() -> None:
         "Checking the books: check-ledger and verify-audit",
     } <= headings
     assert "KUEKAN_RATE_LIMITS" in text
+
+
+def test_dockerfile_copies_what_the_package_links_to() -> None:
+    """src/kuekan/config and src/kuekan/sql are links: the builder needs their targets too."""
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    for link in ("config", "sql"):
+        assert (REPO_ROOT / "src" / "kuekan" / link).is_symlink()
+        assert f"COPY {link} ./{link}" in text
+    assert text.index("COPY sql ./sql") < text.index("pip wheel")
+
+
+def test_no_tracked_file_reads_anything_beside_the_repository() -> None:
+    """The repository holds everything it runs on: no file names the folder beside it."""
+    needle = "../" + "shared"
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    offenders = [name for name in tracked
+                 if (REPO_ROOT / name).is_file() and not (REPO_ROOT / name).is_symlink()
+                 and needle in (REPO_ROOT / name).read_text(encoding="utf-8", errors="ignore")]
+    assert offenders == []
