@@ -40,6 +40,7 @@ Policy = Literal["pao", "org", "shared"]
 POLICIES: frozenset[str] = frozenset({"pao", "org", "shared"})
 FULL_VIEW_ORG = "pao"
 ADMIN_PREFIX = "/api/v1/admin"
+AUTH_PREFIX = "/api/v1/auth/"
 
 
 def forbidden_scope() -> DomainError:
@@ -128,9 +129,11 @@ async def api_guard(connection: ASGIConnection[Any, Any, Any, Any],
     if connection.scope.get("method") == "OPTIONS":
         return  # CORS preflight: no data, no principal
     policy = route_policy(handler.opt)
-    admin_route = connection.scope["path"].startswith(ADMIN_PREFIX)
-    if admin_route and policy is None:
+    path = connection.scope["path"]
+    if path.startswith(ADMIN_PREFIX) and policy is None:
         raise undeclared_policy()
+    if path.startswith(AUTH_PREFIX):
+        return  # sign-in and refresh read no bearer (a stale one must not block signing in)
     if _bearer(connection) is None:
         if policy is not None:
             raise unauthorized()
