@@ -126,6 +126,11 @@ async def test_admins_are_invited_into_an_organisation_only_by_its_admins_or_the
     r = await http.post(f"/admin/staff/{pao_row}/disable", headers=chamber)
     assert r.status_code == 403 and r.json()["code"] == "forbidden_scope"
     assert (await http.get("/admin/staff", headers=pao)).status_code == 200
+    for bad in ("99999999999999999999999", "0"):
+        r = await http.post(f"/admin/staff/{bad}/disable", headers=pao)
+        assert r.status_code == 422 and r.json()["code"] == "validation_failed", r.text
+    r = await http.post("/admin/staff/99999/disable", headers=pao)
+    assert r.status_code == 404 and r.json()["code"] == "staff_not_found"
 
 
 async def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(

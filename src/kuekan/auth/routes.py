@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import Provide
+from litestar.params import Parameter
 
 from kuekan import audit
 from kuekan.auth import policy
@@ -32,6 +33,7 @@ from kuekan.members.schemas import MeOut
 from kuekan.pagination import page_limit, parse_cursor
 
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+StaffId = Annotated[int, Parameter(ge=1, le=2**62)]
 IdToken = Annotated[str, msgspec.Meta(min_length=10, max_length=8192)]
 Nonce = Annotated[str, msgspec.Meta(max_length=255)]
 
@@ -221,13 +223,13 @@ class StaffAdminController(Controller):
 
     @post("/staff/{staff_id:int}/disable", status_code=200, opt={"policy": "org"})
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
-                      staff_id: int) -> StaffOut:
+                      staff_id: StaffId) -> StaffOut:
         """Refused within seconds on every process; refresh tokens revoked at once."""
         return await self._set(request, admin, staff_id, active=False)
 
     @post("/staff/{staff_id:int}/enable", status_code=200, opt={"policy": "org"})
     async def enable(self, request: Request[Any, Any, Any], admin: Principal,
-                     staff_id: int) -> StaffOut:
+                     staff_id: StaffId) -> StaffOut:
         """Active again; tokens issued before the disabling stay invalid (sign in again)."""
         return await self._set(request, admin, staff_id, active=True)
 
