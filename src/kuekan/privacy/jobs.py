@@ -1,6 +1,6 @@
 """Privacy cron: strip personal keys (coordinates, device ids, phones, OTP codes, LINE ids) from
 outbox payloads once processed and ``outbox_personal_retention_h`` old (kk_purge_outbox_personal,
-migration 0122). By then the handlers, fraud projections and the analytics consumer have read
+sql/functions). By then the handlers, fraud projections and the analytics consumer have read
 them; the rows themselves stay (ids, topics, the rest of the payload)."""
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class PrivacyController(Controller):
 
 
 async def erase_member(conn: Conn, member_id: int, alias: str) -> None:
-    """Every personal value of the member, in one statement (migration 0122)."""
+    """Every personal value of the member, in one statement (sql/functions/kk_erase_member.sql)."""
     try:
         await conn.execute("select kk_erase_member($1, $2)", member_id, alias)
     except asyncpg.PostgresError as exc:
