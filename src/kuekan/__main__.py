@@ -54,10 +54,13 @@ def _seed(_: argparse.Namespace) -> int:
 async def _tokens(args: argparse.Namespace) -> list[str]:
     import asyncpg
 
+    from kuekan.auth import repository as auth_repo
     from kuekan.auth.tokens import Principal, TokenService
     from kuekan.members import repository as members
 
     settings = get_settings()
+    if settings.env == "prod":  # also refused in _token, before any settings are read
+        raise SystemExit("the token CLI does not mint tokens in prod (KUEKAN_ENV=prod)")
     tokens = TokenService(settings)
     ttl = args.ttl_s
     conn = await asyncpg.connect(settings.database_url)
@@ -72,15 +75,23 @@ async def _tokens(args: argparse.Namespace) -> list[str]:
         if args.role == "merchant":
             sid = await members.ensure_staff(conn, args.line_sub, "merchant", args.merchant_id,
                                              None)
+            ver = await auth_repo.reactivate_for_cli(conn, sid)
             return [tokens.issue(Principal("merchant", sid, args.line_sub,
-                                           merchant_id=args.merchant_id), ttl_s=ttl)]
+                                           merchant_id=args.merchant_id, version=ver),
+                                 ttl_s=ttl)]
         sid = await members.ensure_staff(conn, args.line_sub, "admin", None, args.org)
-        return [tokens.issue(Principal("admin", sid, args.line_sub, org=args.org), ttl_s=ttl)]
+        ver = await auth_repo.reactivate_for_cli(conn, sid)
+        return [tokens.issue(Principal("admin", sid, args.line_sub, org=args.org, version=ver),
+                             ttl_s=ttl)]
     finally:
         await conn.close()
 
 
 def _token(args: argparse.Namespace) -> int:
+    if os.environ.get("KUEKAN_ENV", "dev") == "prod":
+        # Production principals sign in with LINE (staff and admins by invitation).
+        print("the token CLI does not mint tokens in prod (KUEKAN_ENV=prod)", file=sys.stderr)
+        return 2
     if args.role == "member" and not (args.line_sub or args.line_sub_prefix):
         print("--line-sub or --line-sub-prefix is required for members", file=sys.stderr)
         return 2

@@ -40,6 +40,8 @@ from kuekan.analytics.routes import AnalyticsAdminController, MerchantAnalyticsC
 from kuekan.audit import buffer as audit_buffer
 from kuekan.audit.middleware import audit_middleware
 from kuekan.auth.line import JwksCache, LineVerifier
+from kuekan.auth.policy import api_guard
+from kuekan.auth.staff import Sessions, StaffGate
 from kuekan.auth.tokens import TokenService
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
@@ -51,7 +53,7 @@ from kuekan.inputguard import input_guard_middleware
 from kuekan.ledger.routes import AdminLedgerController
 from kuekan.ledger.service import Ledger
 from kuekan.logging import configure_logging, get_logger
-from kuekan.members.login import AuthController
+from kuekan.members.login import AuthController, StaffAdminController
 from kuekan.members.routes import MeController
 from kuekan.merchants.routes import ROUTES as MERCHANTS_ROUTES
 from kuekan.missions import service as missions_service
@@ -68,7 +70,8 @@ log = get_logger("kuekan.app")
 
 # Every controller of every domain, mounted under /api/v1: this list is the whole API.
 DOMAIN_ROUTES: list[Any] = [
-    AuthController, MeController,
+    AuthController, StaffAdminController,
+    MeController,
     AdminLedgerController,
     *REWARDS_ROUTES, *MERCHANTS_ROUTES,
     AnalyticsAdminController, MerchantAnalyticsController,
@@ -271,6 +274,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state.tokens = TokenService(settings)
         state.jwks = JwksCache(settings.line_jwks_url, settings.line_jwks_cache_s)
         state.line_verifier = LineVerifier(settings, state.jwks)
+        state.staff_gate = StaffGate(state.pool, settings.staff_check_cache_s)
+        state.sessions = Sessions(state.pool, state.tokens, settings)
         for hook in STARTUP_HOOKS:
             await hook(app)
         # What geo's admin routes call after a change: reload this process's mission and fence
@@ -292,7 +297,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="kuekan", prefix="litestar", group_path=True,
                                   exclude=["/metrics", "/healthz", "/readyz"])
-    api = Router(path="/api/v1", route_handlers=DOMAIN_ROUTES)
+    # api_guard: every /admin route must declare a policy; staff and admin tokens are checked
+    # against their staff row on each request (kuekan.auth.policy, kuekan.auth.staff).
+    api = Router(path="/api/v1", route_handlers=DOMAIN_ROUTES, guards=[api_guard])
     return Litestar(
         route_handlers=[api, healthz, readyz, PrometheusController],
         lifespan=[lifespan],

@@ -125,6 +125,24 @@ SHARED = register({
     "unauthorized": (401, "Missing, invalid or expired token", "โทเค็นไม่ถูกต้องหรือหมดอายุ"),
     "forbidden_role": (403, "Your role cannot use this route",
                        "สิทธิ์ของคุณไม่สามารถใช้งานส่วนนี้ได้"),
+    # Staff and admin sign-in, sessions and the access policy (kuekan.auth.staff, .policy).
+    "staff_disabled": (401, "This staff or admin sign-in is disabled or was changed; sign in"
+                       " again", "บัญชีพนักงานนี้ถูกระงับหรือเปลี่ยนแปลง กรุณาเข้าสู่ระบบใหม่"),
+    "member_banned": (403, "This member account is banned or erased",
+                      "บัญชีสมาชิกนี้ถูกระงับถาวรหรือถูกลบแล้ว"),
+    "refresh_token_invalid": (401, "Refresh token unknown, expired or revoked; sign in again",
+                              "โทเค็นสำหรับต่ออายุไม่ถูกต้อง กรุณาเข้าสู่ระบบใหม่"),
+    "refresh_token_reused": (401, "Refresh token already used; every session of this sign-in"
+                             " is revoked, sign in again",
+                             "โทเค็นสำหรับต่ออายุถูกใช้ไปแล้ว ทุกเซสชันถูกยกเลิก กรุณาเข้าสู่ระบบใหม่"),
+    "invitation_invalid": (403, "The invitation code is unknown, used or expired",
+                           "รหัสคำเชิญไม่ถูกต้อง ถูกใช้แล้ว หรือหมดอายุ"),
+    "staff_not_invited": (403, "This LINE account is not linked to a merchant or an"
+                          " organisation; ask an admin for an invitation",
+                          "บัญชี LINE นี้ยังไม่ได้รับคำเชิญ กรุณาขอคำเชิญจากผู้ดูแลระบบ"),
+    "forbidden_scope": (403, "Your organisation may not see this data",
+                        "หน่วยงานของคุณไม่มีสิทธิ์เข้าถึงข้อมูลนี้"),
+    "org_not_found": (404, "Unknown organisation", "ไม่พบหน่วยงานนี้"),
     "invalid_id_token": (401, "LINE ID token rejected", "โทเค็น LINE ไม่ถูกต้อง"),
     "line_unavailable": (503, "LINE keys unavailable", "ไม่สามารถตรวจสอบกับ LINE ได้ในขณะนี้"),
     # The idempotency gate (kuekan.idempotency).

@@ -46,6 +46,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     access_ttl_s: int = 900
     refresh_ttl_s: int = 30 * 24 * 3600
     member_qr_ttl_s: int = 60
+    # Staff and admin access tokens from LINE sign-in live this long; each request of a staff or
+    # admin token is checked against the staff row (disabled, re-linked), cached this long per
+    # process, so disabling someone takes effect within staff_check_cache_s.
+    staff_access_ttl_s: int = 300
+    staff_check_cache_s: float = 2.0
+    # Invitation codes for staff and admins expire after this many hours unless given.
+    staff_invitation_ttl_h: int = 72
     # LINE Login: ID tokens are verified locally.
     line_channel_id: str = "1650000000"
     line_channel_secret: str = "line-dev-channel-secret"  # noqa: S105 - dev default only
@@ -131,6 +138,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     audit_legacy_max_id: int = 0
     # PDPA: salt of the pseudonym an erased member's LINE id is replaced with.
     privacy_pseudonym_salt: str = "dev-pseudonym-salt-change-me"
+    # Processed outbox rows keep personal payload keys (coordinates, phones...) this long.
+    outbox_personal_retention_h: int = 24
     # Worker Prometheus endpoint (0: off, as in tests where several workers share a machine).
     worker_metrics_port: int = 9100
 

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from kuekan.agencies.jobs import deliver_webhooks
 from kuekan.analytics.jobs import analytics_consume
+from kuekan.auth import jobs as auth_jobs
 from kuekan.cache import create_redis
 from kuekan.db import create_pool
 from kuekan.db.batches import delete_in_batches
@@ -35,6 +36,7 @@ from kuekan.notify import jobs as notify_jobs
 from kuekan.outbox import jobs as outbox_jobs
 from kuekan.outbox.handlers import Subscribers
 from kuekan.outbox.queue import arq_redis, job_deserializer, job_serializer
+from kuekan.privacy import jobs as privacy_jobs
 from kuekan.rewards import jobs as rewards_jobs
 from kuekan.settings import get_settings
 from kuekan.worker_metrics import instrument_all, serve_metrics
@@ -100,6 +102,10 @@ JOBS += rewards_jobs.JOBS
 CRON += rewards_jobs.CRON
 JOBS += missions_jobs.JOBS
 CRON += missions_jobs.CRON
+JOBS += privacy_jobs.JOBS
+CRON += privacy_jobs.CRON
+JOBS += auth_jobs.JOBS
+CRON += auth_jobs.CRON
 # Analytics rollups and agency webhooks every 5 s (both bounded per run, both idempotent).
 JOBS += [analytics_consume, deliver_webhooks]
 CRON += [cron(analytics_consume, second=set(range(0, 60, 5)), unique=True),

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_httpserver import HTTPServer
 
 from kuekan.auth.tokens import Principal, TokenService
+from kuekan.members import repository as members_repo
 from kuekan.settings import Settings
 from tests.conftest import World, idem, start_server, stop_server
 
@@ -93,7 +94,18 @@ def msgspec_replace(s: Settings, **changes: Any) -> Settings:
 async def test_each_role_reaches_only_its_routes(http: httpx.AsyncClient, world: World) -> None:
     mid, member = await world.member()
     admin = await world.admin()
-    merchant = world.auth(Principal("merchant", 999_999, "Ustaff", merchant_id=1))
+    # A real staff row: staff and admin tokens are checked against theirs on each request.
+    funder = await world.funder()
+    shop = await world.pool.fetchval(
+        "with a as (insert into accounts (kind, owner_id) values ('merchant_redemption',"
+        " nextval(pg_get_serial_sequence('merchants', 'id'))) returning id, owner_id)"
+        " insert into merchants (id, name, district_code, lat, lon, category, thb_per_point,"
+        " funder_id, redemption_account_id) overriding system value"
+        " select a.owner_id, 'Roles shop', '3001', 14.97, 102.09, 'food', 10, $1, a.id from a"
+        " returning id", funder)
+    sub = f"Ustaff-{uuid.uuid4().hex[:10]}"
+    sid = await members_repo.ensure_staff(world.pool, sub, "merchant", shop, None)
+    merchant = world.auth(Principal("merchant", sid, sub, merchant_id=shop))
     assert (await http.get("/me", headers=member)).status_code == 200
     assert (await http.get("/admin/funders", headers=admin)).status_code == 200
     for headers in (member, merchant):

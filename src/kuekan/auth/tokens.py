@@ -32,6 +32,9 @@ class Principal(msgspec.Struct, frozen=True):
     line_sub: str = ""
     merchant_id: int | None = None
     org: str | None = None
+    # Staff and admins: the staff row's token_version when the token was issued; a disabled or
+    # re-linked principal has a newer version, so its older tokens stop (kuekan.auth.staff).
+    version: int = 0
 
     @property
     def scope(self) -> str:
@@ -74,6 +77,8 @@ class TokenService:
             claims["mid"] = principal.merchant_id
         if principal.org is not None:
             claims["org"] = principal.org
+        if principal.version:
+            claims["ver"] = principal.version
         claims.update(extra or {})
         return jwt.encode(claims, self._keys[self._kid], algorithm="HS256",
                           headers={"kid": self._kid})
@@ -117,6 +122,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     try:
         return Principal(
             role=claims["role"], subject_id=int(claims["sub"]), line_sub=claims.get("lsub", ""),
-            merchant_id=claims.get("mid"), org=claims.get("org"))
+            merchant_id=claims.get("mid"), org=claims.get("org"),
+            version=int(claims.get("ver", 0)))
     except (KeyError, ValueError, TypeError, msgspec.ValidationError):
         raise unauthorized("Malformed token claims") from None

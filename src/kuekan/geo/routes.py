@@ -67,7 +67,7 @@ class AdminGeofenceController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin", "geofences"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"policy": "pao"})
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
                      data: GeofenceIn) -> GeofenceOut:
         fence = _checked(data.name, data.geometry, data.max_accuracy_m, data.edge_tolerance_m)
@@ -83,7 +83,7 @@ class AdminGeofenceController(Controller):
         log.info("geofence_created", id=row["id"], by=admin.scope)
         return _out(row)
 
-    @get("/")
+    @get("/", opt={"policy": "shared"})
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
                    limit: QueryLimit = None,
                    cursor: QueryCursor = None, status: QueryText = None,
@@ -94,7 +94,7 @@ class AdminGeofenceController(Controller):
         return GeofenceList(items=[_out(r) for r in rows],
                             next_cursor=next_cursor(rows, n, lambda r: int(r["id"])))
 
-    @get("/{fence_id:int}")
+    @get("/{fence_id:int}", opt={"policy": "shared"})
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
                       fence_id: PathId) -> GeofenceOut:
         row = await repo.get(request.app.state.pool, fence_id)
@@ -102,7 +102,7 @@ class AdminGeofenceController(Controller):
             raise known("geofence_not_found")
         return _out(row)
 
-    @patch("/{fence_id:int}")
+    @patch("/{fence_id:int}", opt={"policy": "pao"})
     async def update(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                      data: GeofencePatch) -> GeofenceOut:
         pool = request.app.state.pool
@@ -122,7 +122,7 @@ class AdminGeofenceController(Controller):
         log.info("geofence_updated", id=fence_id, fields=sorted(fields), by=admin.scope)
         return _out(updated)
 
-    @delete("/{fence_id:int}", status_code=200)
+    @delete("/{fence_id:int}", status_code=200, opt={"policy": "pao"})
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
                       fence_id: PathId) -> GeofenceOut:
         """Disable (never delete: check-ins keep referring to it)."""
@@ -133,7 +133,7 @@ class AdminGeofenceController(Controller):
         log.info("geofence_disabled", id=fence_id, by=admin.scope)
         return _out(row)
 
-    @post("/import", status_code=201)
+    @post("/import", status_code=201, opt={"policy": "pao"})
     async def import_file(
         self, request: Request[Any, Any, Any], admin: Principal,
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
@@ -179,7 +179,7 @@ class AdminGeofenceController(Controller):
         items = [_out(r, f) for r, f in zip(rows, fences, strict=True)]
         return ImportOut(items=items, warnings=result.warnings, dry_run=dry_run)
 
-    @post("/{fence_id:int}/test", status_code=200)
+    @post("/{fence_id:int}/test", status_code=200, opt={"policy": "shared"})
     async def test_point(self, request: Request[Any, Any, Any], admin: Principal, fence_id: PathId,
                          data: FenceTestIn) -> FenceTestOut:
         """The check-in decision for a position, also for a disabled fence (before it goes live)."""

@@ -159,8 +159,12 @@ async def get_funder(db: asyncpg.Pool | asyncpg.Connection,
     return await db.fetchrow(FUNDER_VIEW + " where f.id = $1", funder_id)
 
 
-async def list_funders(db: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
-    return await db.fetch(FUNDER_VIEW + " order by f.id")
+async def list_funders(db: asyncpg.Pool | asyncpg.Connection,
+                       org: str | None = None) -> list[asyncpg.Record]:
+    """Every funder, or only ``org``'s (an admin's organisation scope)."""
+    return await db.fetch(FUNDER_VIEW + " where ($1::text is null or f.org = $1) order by f.id",
+                          org)
+
 
 
 # PDPA: the member's own ledger, as their data export shows it ----------------------------------

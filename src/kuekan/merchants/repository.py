@@ -12,7 +12,8 @@ Db = asyncpg.Pool | asyncpg.Connection
 
 MERCHANT_COLUMNS = (
     "select id, name, district_code, lat, lon, category, thb_per_point, min_spend_thb,"
-    " funder_id, daily_award_cap_points, redemption_account_id, status from merchants")
+    " funder_id, daily_award_cap_points, redemption_account_id, status,"
+    " offline_daily_cap_points from merchants")
 
 CREATE_MERCHANT = """
 with a as (insert into accounts (kind, owner_id)
@@ -28,10 +29,14 @@ returning id
 
 async def create_merchant(db: Db, *, name: str, district_code: str, lat: float, lon: float,
                           category: str, thb_per_point: Decimal, min_spend_thb: Decimal,
-                          funder_id: int, daily_award_cap_points: int | None) -> int:
+                          funder_id: int, daily_award_cap_points: int | None,
+                          offline_daily_cap_points: int | None = None) -> int:
     """A merchant and its redemption account, in one statement."""
     mid: int = await db.fetchval(CREATE_MERCHANT, name, district_code, lat, lon, category,
                                  thb_per_point, min_spend_thb, funder_id, daily_award_cap_points)
+    if offline_daily_cap_points is not None:
+        await db.execute("update merchants set offline_daily_cap_points = $2 where id = $1",
+                         mid, offline_daily_cap_points)
     return mid
 
 
@@ -39,9 +44,13 @@ async def get_merchant(db: Db, merchant_id: int) -> asyncpg.Record | None:
     return await db.fetchrow(MERCHANT_COLUMNS + " where id = $1", merchant_id)
 
 
-async def list_merchants(db: Db, after_id: int | None, limit: int) -> list[asyncpg.Record]:
-    return await db.fetch(MERCHANT_COLUMNS + " where ($1::bigint is null or id > $1)"
-                          " order by id limit $2", after_id, limit)
+async def list_merchants(db: Db, after_id: int | None, limit: int,
+                         org: str | None = None) -> list[asyncpg.Record]:
+    """Merchants by id; with ``org``, only those funded by that organisation's funders."""
+    sql = (MERCHANT_COLUMNS + " where ($1::bigint is null or id > $1)"  # noqa: S608
+           " and ($3::text is null or funder_id in (select f.id from funders f where f.org = $3))"
+           " order by id limit $2")
+    return await db.fetch(sql, after_id, limit, org)
 
 
 async def funder_exists(db: Db, funder_id: int) -> bool:
@@ -102,11 +111,16 @@ select (t.created_at at time zone 'Asia/Bangkok')::date as day, m.id as merchant
  where t.kind = 'redeem'
    and t.created_at >= ($1::date::timestamp at time zone 'Asia/Bangkok')
    and t.created_at < (($2::date + 1)::timestamp at time zone 'Asia/Bangkok')
+   -- An organisation sees the rows it pays (its funders' lots) or receives (its merchants).
+   and ($3::text is null or f.org = $3
+        or exists (select 1 from funders mf where mf.id = m.funder_id and mf.org = $3))
  group by 1, 2, 3, 4, 5, 6
  order by 1, 2, 5
 """
 
 
-async def settlement(db: Db, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
-    """Points redeemed per day at each merchant, split by the funders whose lots were spent."""
-    return [dict(r) for r in await db.fetch(SETTLEMENT, first, last)]
+async def settlement(db: Db, first: dt.date, last: dt.date,
+                     org: str | None = None) -> list[dict[str, Any]]:
+    """Points redeemed per day at each merchant, split by the funders whose lots were spent;
+    with ``org``, only the rows that organisation pays or receives."""
+    return [dict(r) for r in await db.fetch(SETTLEMENT, first, last, org)]

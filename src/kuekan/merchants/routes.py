@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import Parameter
 
+from kuekan.auth import policy
 from kuekan.auth.guards import provide_admin, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
@@ -60,44 +61,48 @@ class AdminMerchantsController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"policy": "org"})
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
                      data: MerchantIn) -> MerchantOut:
+        """A merchant belongs to its funder's organisation: an admin funds its own."""
         pool = request.app.state.pool
         if not await repo.funder_exists(pool, data.funder_id):
             raise known("funder_not_found", 422)
+        await policy.require(pool, admin, "funder", data.funder_id)
         mid = await repo.create_merchant(
             pool, name=data.name, district_code=data.district_code, lat=data.lat, lon=data.lon,
             category=data.category, thb_per_point=data.thb_per_point,
             min_spend_thb=data.min_spend_thb, funder_id=data.funder_id,
-            daily_award_cap_points=data.daily_award_cap_points)
+            daily_award_cap_points=data.daily_award_cap_points,
+            offline_daily_cap_points=data.offline_daily_cap_points)
         row = await repo.get_merchant(pool, mid)
         assert row is not None
         return _merchant_out(row)
 
-    @get("/")
+    @get("/", opt={"policy": "org"})
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
                    limit: QueryLimit = None, cursor: QueryCursor = None) -> MerchantList:
         n = page_limit(request.app.state.settings, limit)
-        rows = await repo.list_merchants(request.app.state.pool, parse_cursor(cursor), n)
+        rows = await repo.list_merchants(request.app.state.pool, parse_cursor(cursor), n,
+                                         policy.org_scope(admin))
         items = [_merchant_out(r) for r in rows]
         return MerchantList(items=items,
                             next_cursor=next_cursor(items, n, lambda i: i.id))
 
-    @get("/{merchant_id:int}")
+    @get("/{merchant_id:int}", opt={"policy": "org"})
     async def get(self, request: Request[Any, Any, Any], admin: Principal,
                   merchant_id: PathId) -> MerchantOut:
+        await policy.require(request.app.state.pool, admin, "merchant", merchant_id)
         row = await repo.get_merchant(request.app.state.pool, merchant_id)
         if row is None:
             raise known("merchant_not_found", 404)
         return _merchant_out(row)
 
-    @post("/{merchant_id:int}/staff", status_code=201)
+    @post("/{merchant_id:int}/staff", status_code=201, opt={"policy": "org"})
     async def add_staff(self, request: Request[Any, Any, Any], admin: Principal,
                         merchant_id: PathId, data: StaffIn) -> StaffOut:
         pool = request.app.state.pool
-        if await repo.get_merchant(pool, merchant_id) is None:
-            raise known("merchant_not_found", 404)
+        await policy.require(pool, admin, "merchant", merchant_id)
         sid = await members_repo.ensure_staff(pool, data.line_sub, "merchant", merchant_id, None)
         return StaffOut(id=sid, line_sub=data.line_sub, merchant_id=merchant_id)
 
@@ -152,13 +157,14 @@ class AdminSettlementController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
 
-    @get("/daily")
+    @get("/daily", opt={"policy": "org"})
     async def daily(self, request: Request[Any, Any, Any], admin: Principal,
                     from_: FromQ = None, to: str | None = None,
                     fmt: FormatQ = "json") -> Response[Any]:
         first, last = model.day_range(from_, to,
                                       bangkok_day())
-        rows = await repo.settlement(request.app.state.pool, first, last)
+        rows = await repo.settlement(request.app.state.pool, first, last,
+                                     policy.org_scope(admin))
         name = f"kuekan-settlement-{first}-{last}"
         if fmt == "xlsx":
             return _file(export.to_xlsx({"settlement": (SETTLEMENT_COLUMNS, rows)}), XLSX,
@@ -167,20 +173,21 @@ class AdminSettlementController(Controller):
             return _file(export.to_csv(SETTLEMENT_COLUMNS, rows), "text/csv", f"{name}.csv")
         return Response(content={"from": first, "to": last, "items": rows})
 
-    @get("/netting")
+    @get("/netting", opt={"policy": "org"})
     async def netting(self, request: Request[Any, Any, Any], admin: Principal,
                       from_: FromQ = None, to: str | None = None,
                       fmt: FormatQ = "json") -> Response[Any]:
         pool = request.app.state.pool
+        org = policy.org_scope(admin)
         first, last = model.day_range(from_, to,
                                       bangkok_day())
         gross: dict[tuple[int, int], dict[str, Any]] = {}
-        for r in await repo.settlement(pool, first, last):
+        for r in await repo.settlement(pool, first, last, org):
             g = gross.setdefault((r["funder_id"], r["merchant_id"]), {**r, "points": 0})
             g["points"] += r["points"]
         report = model.netting(list(gross.values()))
         liability = [{"funder_id": f["id"], "code": f["code"], "points": f["liability_points"]}
-                     for f in await ledger_repo.list_funders(pool)]
+                     for f in await ledger_repo.list_funders(pool, org)]
         name = f"kuekan-netting-{first}-{last}"
         if fmt == "xlsx":
             return _file(export.to_xlsx({

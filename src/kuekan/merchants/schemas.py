@@ -20,6 +20,8 @@ class MerchantIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     funder_id: Id
     min_spend_thb: Decimal = Decimal(0)
     daily_award_cap_points: Annotated[int, msgspec.Meta(ge=0, le=10**9)] | None = None
+    # Points the shop's offline uploads may award per day; omitted: the database default.
+    offline_daily_cap_points: Annotated[int, msgspec.Meta(ge=0, le=10**9)] | None = None
 
     def __post_init__(self) -> None:
         # msgspec cannot bound a Decimal in its Meta, so the bounds are checked here.
@@ -47,6 +49,7 @@ class MerchantOut(msgspec.Struct):
     daily_award_cap_points: int | None
     redemption_account_id: int
     status: str
+    offline_daily_cap_points: int = 0
 
 
 class MerchantList(msgspec.Struct):

@@ -12,6 +12,8 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import Provide
 
 from kuekan import metrics
+from kuekan.auth import policy
+from kuekan.auth import repository as auth_repo
 from kuekan.auth.guards import provide_admin, provide_member
 from kuekan.auth.tokens import Principal
 from kuekan.errors import DomainError, invalid, known
@@ -62,10 +64,12 @@ class AdminMissionController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin", "missions"]
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"policy": "org"})
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
                      data: MissionIn) -> MissionOut:
+        """A mission belongs to its funder's organisation: an admin funds its own."""
         state = request.app.state
+        await policy.require(state.pool, admin, "funder", data.funder_id)
         spec = await _save_checked(request, msgspec.convert(msgspec.to_builtins(data),
                                                             MissionSpec, strict=False))
         async with state.pool.acquire() as conn:
@@ -78,25 +82,33 @@ class AdminMissionController(Controller):
         log.info("mission_created", id=mission.id, kind=mission.kind, by=admin.scope)
         return _out(mission, budget_remaining=spec.budget_points)
 
-    @get("/")
+    @get("/", opt={"policy": "org"})
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
-                   kind: QueryText = None) -> MissionList:
-        missions = await repo.all_missions(request.app.state.pool)
-        return MissionList(items=[_out(m) for m in missions if kind in (None, m.kind)])
+                   kind: str | None = None) -> MissionList:
+        pool = request.app.state.pool
+        missions = await repo.all_missions(pool)
+        org = policy.org_scope(admin)
+        own = None if org is None else await auth_repo.org_funder_ids(pool, org)
+        return MissionList(items=[_out(m) for m in missions if kind in (None, m.kind)
+                                  and (own is None or m.funder_id in own)])
 
-    @get("/{mission_id:int}")
+    @get("/{mission_id:int}", opt={"policy": "org"})
     async def get_one(self, request: Request[Any, Any, Any], admin: Principal,
                       mission_id: PathId) -> MissionOut:
         pool = request.app.state.pool
+        await policy.require(pool, admin, "mission", mission_id)
         mission = await repo.get(pool, mission_id)
         if mission is None:
             raise known("mission_not_found")
         return _out(mission, budget_remaining=await repo.budget_remaining(pool, mission_id))
 
-    @patch("/{mission_id:int}")
+    @patch("/{mission_id:int}", opt={"policy": "org"})
     async def update(self, request: Request[Any, Any, Any], admin: Principal, mission_id: PathId,
                      data: MissionPatch) -> MissionOut:
         state = request.app.state
+        await policy.require(state.pool, admin, "mission", mission_id)
+        if isinstance(data.funder_id, int):
+            await policy.require(state.pool, admin, "funder", data.funder_id)
         current = await repo.get(state.pool, mission_id)
         if current is None:
             raise known("mission_not_found")
@@ -113,10 +125,11 @@ class AdminMissionController(Controller):
         log.info("mission_updated", id=mission_id, fields=sorted(changes), by=admin.scope)
         return _out(mission, budget_remaining=await repo.budget_remaining(state.pool, mission_id))
 
-    @delete("/{mission_id:int}", status_code=200)
+    @delete("/{mission_id:int}", status_code=200, opt={"policy": "org"})
     async def disable(self, request: Request[Any, Any, Any], admin: Principal,
                       mission_id: PathId) -> MissionOut:
         pool = request.app.state.pool
+        await policy.require(pool, admin, "mission", mission_id)
         if not await repo.set_status(pool, mission_id, "disabled"):
             raise known("mission_not_found")
         await service.changed(request.app)
@@ -125,10 +138,11 @@ class AdminMissionController(Controller):
         log.info("mission_disabled", id=mission_id, by=admin.scope)
         return _out(mission)
 
-    @get("/{mission_id:int}/venue-code")
+    @get("/{mission_id:int}/venue-code", opt={"policy": "org"})
     async def venue_code(self, request: Request[Any, Any, Any], admin: Principal,
                          mission_id: PathId) -> VenueCodeOut:
         """The code to show on the venue's screen now; poll again at ``rotates_at``."""
+        await policy.require(request.app.state.pool, admin, "mission", mission_id)
         mission = await repo.get(request.app.state.pool, mission_id)
         if mission is None:
             raise known("mission_not_found")

@@ -66,7 +66,7 @@ class BroadcastAdminController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
 
-    @post("/", status_code=202)
+    @post("/", status_code=202, opt={"policy": "pao"})
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
                      data: BroadcastIn) -> dict[str, Any]:
         """Queue a province broadcast to district segments (all friends when no district)."""

@@ -21,7 +21,7 @@ class OutboxAdminController(Controller):
     dependencies = {"admin": Provide(provide_admin)}
     tags = ["admin"]
 
-    @get("/dead")
+    @get("/dead", opt={"policy": "pao"})
     async def list_dead(self, request: Request[Any, Any, Any], admin: Principal,
                         status: QueryText = "dead", limit: QueryLimit = None,
                         cursor: QueryCursor = None) -> dict[str, Any]:
@@ -30,7 +30,7 @@ class OutboxAdminController(Controller):
         nxt = next_cursor(items, n, lambda i: int(i["outbox_id"]))
         return {"items": items, "next_cursor": nxt}
 
-    @post("/dead/{outbox_id:int}/redrive", status_code=202)
+    @post("/dead/{outbox_id:int}/redrive", status_code=202, opt={"policy": "pao"})
     async def redrive(self, request: Request[Any, Any, Any], admin: Principal,
                       outbox_id: PathId) -> dict[str, Any]:
         async with request.app.state.pool.acquire() as conn, conn.transaction():

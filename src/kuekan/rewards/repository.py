@@ -75,13 +75,19 @@ async def get_reward(db: Db, reward_id: int) -> asyncpg.Record | None:
 
 
 async def list_rewards(db: Db, *, active_only: bool, merchant_id: int | None,
-                       after_id: int | None, limit: int) -> list[asyncpg.Record]:
+                       after_id: int | None, limit: int,
+                       org: str | None = None) -> list[asyncpg.Record]:
+    """Rewards by id; with ``org``, only that organisation's (a reward without a funder is
+    the PAO's)."""
     return await db.fetch(
         REWARD_COLUMNS + " where ($1 = false or r.status = 'active')"  # noqa: S608
         " and ($2::bigint is null or exists (select 1 from reward_merchants x"
         "      where x.reward_id = r.id and x.merchant_id = $2))"
-        " and ($3::bigint is null or r.id > $3) order by r.id limit $4",
-        active_only, merchant_id, after_id, limit)
+        " and ($3::bigint is null or r.id > $3)"
+        " and ($5::text is null or $5 = coalesce((select f.org from funders f"
+        "      where f.id = r.funder_id), 'pao'))"
+        " order by r.id limit $4",
+        active_only, merchant_id, after_id, limit, org)
 
 
 async def known_merchants(db: Db, ids: list[int]) -> set[int]:

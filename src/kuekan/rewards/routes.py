@@ -13,6 +13,8 @@ from litestar.di import Provide
 from litestar.params import Parameter
 
 from kuekan import metrics
+from kuekan.auth import policy
+from kuekan.auth import repository as auth_repo
 from kuekan.auth.guards import provide_admin, provide_member, provide_merchant
 from kuekan.auth.tokens import Principal
 from kuekan.errors import known
@@ -62,10 +64,11 @@ def _reward_out(row: asyncpg.Record) -> RewardOut:
 
 
 async def _list(request: Request[Any, Any, Any], *, active_only: bool, merchant_id: int | None,
-                limit: int | None, cursor: str | None) -> RewardList:
+                limit: int | None, cursor: str | None, org: str | None = None) -> RewardList:
     n = page_limit(request.app.state.settings, limit)
     rows = await repo.list_rewards(request.app.state.pool, active_only=active_only,
-                                   merchant_id=merchant_id, after_id=parse_cursor(cursor), limit=n)
+                                   merchant_id=merchant_id, after_id=parse_cursor(cursor), limit=n,
+                                   org=org)
     items = [_reward_out(r) for r in rows]
     return RewardList(items=items, next_cursor=next_cursor(items, n, lambda i: i.id))
 
@@ -186,13 +189,18 @@ class AdminRewardsController(Controller):
         CATALOGUE_CACHE.clear()
         return response
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"policy": "org"})
     async def create(self, request: Request[Any, Any, Any], admin: Principal,
                      data: RewardIn) -> RewardOut:
+        """A reward belongs to its funder's organisation (without a funder: the PAO's) and is
+        offered at that organisation's merchants."""
         pool = request.app.state.pool
         ids = sorted(set(data.merchant_ids))
         if await repo.known_merchants(pool, ids) != set(ids):
             raise known("unknown_merchants")
+        if data.funder_id is not None:
+            await policy.require(pool, admin, "funder", data.funder_id)
+        await _own_merchants(pool, admin, ids, funded=data.funder_id is not None)
         if data.min_tier is not None and not await repo.known_tier(pool, data.min_tier):
             raise known("unknown_tier")
         async with pool.acquire() as conn:
@@ -209,25 +217,29 @@ class AdminRewardsController(Controller):
         assert row is not None
         return _reward_out(row)
 
-    @get("/")
+    @get("/", opt={"policy": "org"})
     async def list(self, request: Request[Any, Any, Any], admin: Principal,
                    merchant_id: QueryId = None, limit: QueryLimit = None,
                    cursor: QueryCursor = None) -> RewardList:
         return await _list(request, active_only=False, merchant_id=merchant_id, limit=limit,
-                           cursor=cursor)
+                           cursor=cursor, org=policy.org_scope(admin))
 
-    @get("/{reward_id:int}")
+    @get("/{reward_id:int}", opt={"policy": "org"})
     async def get(self, request: Request[Any, Any, Any], admin: Principal,
                   reward_id: PathId) -> RewardOut:
+        await policy.require(request.app.state.pool, admin, "reward", reward_id)
         row = await repo.get_reward(request.app.state.pool, reward_id)
         if row is None:
             raise known("reward_not_found")
         return _reward_out(row)
 
-    @patch("/{reward_id:int}")
+    @patch("/{reward_id:int}", opt={"policy": "org"})
     async def update(self, request: Request[Any, Any, Any], admin: Principal, reward_id: PathId,
                      data: RewardPatch) -> RewardOut:
         pool = request.app.state.pool
+        await policy.require(pool, admin, "reward", reward_id)
+        if data.merchant_ids is not None:
+            await _own_merchants(pool, admin, sorted(set(data.merchant_ids)), funded=True)
         fields: dict[str, Any] = {"name_th": data.name, "name_en": data.name_en,
                                   "per_member_limit": data.per_member_limit,
                                   "coupon_valid_days": data.coupon_valid_days,
@@ -250,17 +262,27 @@ class AdminRewardsController(Controller):
         assert row is not None
         return _reward_out(row)
 
-    @delete("/{reward_id:int}", status_code=200)
+    @delete("/{reward_id:int}", status_code=200, opt={"policy": "org"})
     async def retire(self, request: Request[Any, Any, Any], admin: Principal,
                      reward_id: PathId) -> RewardOut:
         """Retire (never delete: coupons refer to it); issued coupons stay valid."""
         pool = request.app.state.pool
+        await policy.require(pool, admin, "reward", reward_id)
         async with pool.acquire() as conn:
             if not await repo.update_reward(conn, reward_id, {"status": "retired"}, None):
                 raise known("reward_not_found")
             row = await repo.get_reward(conn, reward_id)
         assert row is not None
         return _reward_out(row)
+
+
+async def _own_merchants(pool: Any, admin: Principal, ids: list[int], *, funded: bool) -> None:
+    """Outside the PAO, a reward has a funder of the admin's and only its merchants."""
+    org = policy.org_scope(admin)
+    if org is None:
+        return
+    if not funded or await auth_repo.merchants_outside_org(pool, ids, org):
+        raise policy.forbidden_scope()
 
 
 ROUTES = [RewardsMemberController, MerchantScanController, AdminRewardsController]

@@ -37,11 +37,13 @@ def merchant_scope(merchant_id: int) -> str:
 class MemberToken:
     """The verified claims of a member QR token that matter to a scan."""
 
-    __slots__ = ("jti", "member_id")
+    __slots__ = ("exp", "iat", "jti", "member_id")
 
-    def __init__(self, member_id: int, jti: str | None) -> None:
+    def __init__(self, member_id: int, jti: str | None, iat: int, exp: int) -> None:
         self.member_id = member_id
         self.jti = jti
+        self.iat = iat
+        self.exp = exp
 
 
 class RewardsService:
@@ -95,12 +97,18 @@ class RewardsService:
             except DomainError:
                 raise known("member_token_invalid") from None
             raise known("member_token_expired") from None
-        if claims.get("role") != "member":
+        if claims.get("role") != "member" or not claims.get("jti"):
             raise known("member_token_invalid")
         try:
-            return MemberToken(int(claims["sub"]), claims.get("jti"))
-        except (KeyError, ValueError):
+            verified = MemberToken(int(claims["sub"]), str(claims["jti"]), int(claims["iat"]),
+                                   int(claims["exp"]))
+        except (KeyError, ValueError, TypeError):
             raise known("member_token_invalid") from None
+        # A scan may not predate the token (backdated offline items): the database checks
+        # the same bound again (kk_qr_claim), this only refuses early.
+        if when < verified.iat - self.config.offline_future_skew_s:
+            raise known("scan_time_before_token")
+        return verified
 
     async def _merchant(self, merchant_id: int) -> asyncpg.Record:
         """The earn rule, cached briefly per process (admins rarely change it)."""
@@ -108,8 +116,10 @@ class RewardsService:
         if hit is not None:
             return hit
         row = await repo.merchant_earn_rule(self.pool, merchant_id)
-        if row is None or row["status"] != "active":
+        if row is None:
             raise known("merchant_not_found")
+        if row["status"] != "active":
+            raise known("merchant_suspended")
         self._merchants.put(merchant_id, row)
         return row
 
@@ -143,7 +153,10 @@ class RewardsService:
                 raise known(why)
         token = self.member_token(data.member_token, scanned_at)
         ref: dict[str, Any] = {"idem": f"{scope}:{key}", "merchant_id": merchant_id,
-                               "staff_id": staff.subject_id}
+                               "staff_id": staff.subject_id,
+                               # The token's validity, checked by PostgreSQL (kk_qr_claim).
+                               "qr": {"iat": token.iat, "exp": token.exp,
+                                      "skew_s": self.config.offline_future_skew_s}}
         if scanned_at is not None:
             ref["scanned_at"] = scanned_at.isoformat()
         if data.coupon_code is not None:

@@ -1,5 +1,6 @@
-"""The access policy as a matrix over every admin and merchant route registered in the app,
-and the Chamber never receiving a member's name or LINE id."""
+"""The access policy as a matrix over every admin and merchant route registered in the app and
+every kind of caller (anonymous, member, merchant staff, an admin of each organisation: the
+PAO, the Chamber, a sponsor), and the Chamber never receiving a member's name or LINE id."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 from litestar.routes import HTTPRoute
 
-from kuekan.analytics import model
 from kuekan.app import create_app
+from kuekan.auth import policy
 from kuekan.settings import Settings
 from tests.conftest import World, idem
 from tests.integration.analytics.helpers import (
@@ -27,7 +28,8 @@ from tests.integration.analytics.helpers import (
 PREFIX = "/api/v1"
 DENIAL_CODES = {"unauthorized", "forbidden", "forbidden_role", "forbidden_scope"}
 MULTIPART_ROUTES = {f"{PREFIX}/admin/geofences/import"}
-CALLERS = ("anonymous", "member", "merchant", "admin:pao", "admin:chamber")
+CALLERS = ("anonymous", "member", "merchant", "admin:pao", "admin:chamber", "admin:sponsor")
+SPONSOR_ORG = "sponsor"
 
 
 def _routes(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
@@ -42,14 +44,16 @@ def _routes(settings: Settings) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def _expected(caller: str, path: str, opt: dict[str, Any]) -> bool:
-    """The policy: a declared data class goes through model.allowed; a route of another domain
-    that declares none is admin-only (any organisation) or merchant-only by its prefix."""
+    """The policy module decides every /admin route (each must declare one); a /merchant route
+    that declares none is for merchant staff only."""
     if caller == "anonymous":
         return False
     role, _, org = caller.partition(":")
-    access: model.Access = opt.get("access") or (
-        "shop" if path.startswith(f"{PREFIX}/merchant") else "business")
-    return model.allowed(role, org or None, access)
+    declared = policy.route_policy(opt)
+    if declared is None:
+        assert path.startswith(f"{PREFIX}/merchant"), path
+        return role == "merchant"
+    return policy.allows(role, org or None, declared)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +69,13 @@ async def test_every_admin_and_merchant_route_obeys_the_policy_for_every_caller(
     funder = await world.funder()
     shop = await merchant(pool, funder)
     _, member = await world.member()
+    await pool.execute("insert into organisations (code, name) values ($1, 'A sponsor')"
+                       " on conflict do nothing", SPONSOR_ORG)
     headers = {"anonymous": {}, "member": member,
                "merchant": await merchant_staff(world, shop),
                "admin:pao": await world.admin("pao"),
-               "admin:chamber": await world.admin("chamber")}
+               "admin:chamber": await world.admin("chamber"),
+               "admin:sponsor": await world.admin(SPONSOR_ORG)}
     failures = []
     for method, template, opt in routes:
         url = concrete(template).removeprefix(PREFIX)
@@ -94,6 +101,50 @@ def _code(r: httpx.Response) -> str | None:
     except ValueError:
         return None
     return body.get("code") if isinstance(body, dict) else None
+
+
+def test_every_admin_route_declares_a_policy_of_the_one_policy_module(
+        routes: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """A new /admin route without ``opt={"policy": ...}`` (or an analytics data class) fails
+    here, and api_guard refuses it at run time."""
+    admin = [(m, p, o) for m, p, o in routes if p.startswith(f"{PREFIX}/admin")]
+    assert len(admin) >= 60, len(admin)
+    undeclared = [(m, p) for m, p, o in admin if policy.route_policy(o) is None]
+    assert not undeclared, undeclared
+    # Both kinds of declaration name a known class.
+    for _, _, opt in admin:
+        declared = policy.route_policy(opt)
+        assert declared in policy.POLICIES or declared in {
+            f"access:{a}" for a in ("aggregate", "business", "members", "pao")}, declared
+
+
+async def test_an_admin_route_registered_without_a_policy_is_refused_for_every_caller(
+        settings: Settings) -> None:
+    """api_guard is deny-by-default: register a route with no policy and call it as the PAO."""
+    from litestar import Controller, get
+    from litestar.testing import AsyncTestClient
+
+    from kuekan import app as app_module
+    from kuekan.auth.tokens import Principal, TokenService
+
+    class Undeclared(Controller):
+        path = "/admin/undeclared"
+
+        @get("/")
+        async def leak(self) -> dict[str, str]:
+            return {"secret": "all of it"}
+
+    app_module.DOMAIN_ROUTES.append(Undeclared)
+    try:
+        app = create_app(settings)
+    finally:
+        app_module.DOMAIN_ROUTES.remove(Undeclared)
+    token = TokenService(settings).issue(Principal("admin", 1, "Ux", org="pao"))
+    async with AsyncTestClient(app) as client:
+        r = await client.get("/api/v1/admin/undeclared",
+                             headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and r.json()["code"] == "forbidden_scope", r.text
+    assert "all of it" not in r.text
 
 
 def test_every_analytics_and_agency_route_declares_its_data_class(

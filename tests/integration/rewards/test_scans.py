@@ -167,6 +167,8 @@ async def test_offline_batch_with_duplicates_expired_window_and_cap_and_replay_c
     now = dt.datetime.now(dt.UTC)
     at = now - dt.timedelta(minutes=5)
     token = qr(world, mid, at=at.timestamp() - 10)
+    # One member QR pays one award: the second and third purchases show fresh tokens.
+    token2, token3 = (qr(world, mid, at=at.timestamp() - 5) for _ in range(2))
     stale_at = now - dt.timedelta(hours=80)
 
     def item(key: str, when: dt.datetime, tok: str, thb: int = 200) -> dict[str, object]:
@@ -174,8 +176,8 @@ async def test_offline_batch_with_duplicates_expired_window_and_cap_and_replay_c
                 "scanned_at": when.isoformat()}
 
     items = [
-        item("k1", at, token), item("k1", at, token), item("k2", at, token),
-        item("k3", at, token),
+        item("k1", at, token), item("k1", at, token), item("k2", at, token2),
+        item("k3", at, token3),
         item("k4", stale_at, qr(world, mid, at=stale_at.timestamp() - 5)),
         item("k5", at, qr(world, mid, at=at.timestamp() - 3600)),
     ]
