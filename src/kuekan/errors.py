@@ -143,6 +143,7 @@ SHARED = register({
     "forbidden_scope": (403, "Your organisation may not see this data",
                         "หน่วยงานของคุณไม่มีสิทธิ์เข้าถึงข้อมูลนี้"),
     "org_not_found": (404, "Unknown organisation", "ไม่พบหน่วยงานนี้"),
+    "staff_not_found": (404, "Staff member not found", "ไม่พบพนักงาน"),
     "invalid_id_token": (401, "LINE ID token rejected", "โทเค็น LINE ไม่ถูกต้อง"),
     "line_unavailable": (503, "LINE keys unavailable", "ไม่สามารถตรวจสอบกับ LINE ได้ในขณะนี้"),
     # The idempotency gate (kuekan.idempotency).

@@ -14,6 +14,7 @@ import kuekan.app
 import kuekan.worker
 from kuekan import errors
 from kuekan.app import HTTP_CODES
+from kuekan.auth import policy as auth_policy
 from kuekan.db.pool import refusal_for_state
 from kuekan.errors import CATALOGUE, FALLBACK_TH, DomainError, known, register
 from kuekan.missions import model as missions_model
@@ -77,14 +78,19 @@ def _python_codes() -> set[str]:
         "idempotency.py:lim.code",  # the ledger's limit checks: daily, merchant, budgets
         "missions/service.py:code",  # _decide and decision_refusal
         "rewards/service.py:why",  # rewards.model.offline_refusal
+        "auth/policy.py:missing",  # auth.policy.OWNERS: each kind's not-found code
+        "auth/staff.py:code",  # refresh_refused: refresh_token_invalid | refresh_token_reused
     }, dynamic
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     offline = {rewards_model.offline_refusal(at, now, 24, 60) for at in (
         now.replace(tzinfo=None), now + dt.timedelta(hours=1), now - dt.timedelta(days=2))}
     decisions = {missions_model.decision_refusal(d) for d in ("outside", "inaccurate")}
+    owners = {missing for _, missing in auth_policy.OWNERS.values()}
+    refresh = {"refresh_token_invalid", "refresh_token_reused"}
     limits = {"daily_limit_reached", "merchant_daily_cap_reached",
               *(f"{kind}_budget_exhausted" for kind in BUDGET_KINDS)}
-    dynamic_codes = {c for c in offline | decisions if c} | limits | _decide_codes()
+    dynamic_codes = ({c for c in offline | decisions if c} | limits | owners | refresh
+                     | _decide_codes())
     return literal | dynamic_codes | set(HTTP_CODES.values()) | {"http_error"}
 
 
